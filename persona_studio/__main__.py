@@ -1,0 +1,3 @@
+from persona_studio.cli import main
+
+raise SystemExit(main())

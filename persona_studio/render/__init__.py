@@ -1,0 +1,3 @@
+from persona_studio.render.camera import Camera, stack_cameras
+
+__all__ = ["Camera", "stack_cameras"]

@@ -1,0 +1,52 @@
+"""Shared test fixtures: real data paths and a virtual display for GL / GUI tests."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = ROOT.parent / "shared" / "data"
+
+
+def shared_path(*parts: str) -> Path:
+    """A file under ../shared/data, or skip the test with the reason when it is absent."""
+    path = SHARED_DATA.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"test data not present: {path} (the shared data folder sits beside the checkout)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def display() -> str:
+    """A usable X display: the existing $DISPLAY, or an Xvfb started for the test session."""
+    if os.environ.get("DISPLAY"):
+        yield os.environ["DISPLAY"]
+        return
+    xvfb = shutil.which("Xvfb")
+    if xvfb is None:
+        pytest.fail("no DISPLAY and no Xvfb: install it with `apt-get install -y xvfb libgl1-mesa-dri`")
+    for number in range(99, 140):
+        if not Path(f"/tmp/.X11-unix/X{number}").exists() and not Path(f"/tmp/.X{number}-lock").exists():
+            break
+    name = f":{number}"
+    proc = subprocess.Popen([xvfb, name, "-screen", "0", "1920x1080x24", "-nolisten", "tcp"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 10
+    while not Path(f"/tmp/.X11-unix/X{number}").exists():
+        if proc.poll() is not None or time.time() > deadline:
+            proc.kill()
+            pytest.fail(f"Xvfb did not start on {name}")
+        time.sleep(0.05)
+    os.environ["DISPLAY"] = name
+    try:
+        yield name
+    finally:
+        os.environ.pop("DISPLAY", None)
+        proc.terminate()
+        proc.wait(timeout=10)
