@@ -64,7 +64,7 @@ def body_scene(n: int, channels: int, seed: int = 0) -> dict[str, torch.Tensor]:
 
 def front_camera(size: int) -> Camera:
     """Looks at the body from the front, close enough that it covers about 40% of the image."""
-    return Camera.look_at((0.0, 0.95, 1.95), (0.0, 0.95, 0.0), fov_y_deg=55.0, width=size, height=size)
+    return Camera.look_at((0.0, 1.15, 1.0), (0.0, 1.15, 0.0), fov_y_deg=55.0, width=size, height=size)
 
 
 def time_fwd_bwd(scene: dict[str, torch.Tensor], camera: Camera, backend: str, repeats: int) -> tuple[float, float]:

@@ -50,3 +50,29 @@ def display() -> str:
         os.environ.pop("DISPLAY", None)
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def _official_smplx_location() -> str:
+    from persona_studio.settings import ENV_SMPLX
+
+    return os.environ.get(ENV_SMPLX, "")
+
+
+BODY_KINDS = ["open", pytest.param("official", marks=pytest.mark.skipif(
+    not _official_smplx_location(),
+    reason="official SMPL-X not configured: set PERSONA_SMPLX_DIR to the folder with SMPLX_NEUTRAL.npz"))]
+
+
+@pytest.fixture(scope="session", params=BODY_KINDS)
+def body_model(request):
+    """The real body model: the open one always, official SMPL-X too when PERSONA_SMPLX_DIR is set."""
+    from persona_studio.body.model import load_body_model
+
+    return load_body_model(request.param, num_betas=10)
+
+
+@pytest.fixture(scope="session")
+def open_body_model():
+    from persona_studio.body.model import load_body_model
+
+    return load_body_model("open", num_betas=10)

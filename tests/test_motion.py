@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from scipy.spatial.transform import Rotation
 
 from persona_studio.body import skeleton
@@ -500,3 +501,42 @@ def test_preset_generator_reproduces_the_committed_files(tmp_path):
         np.testing.assert_allclose(fresh.poses, committed.poses, atol=1e-5, err_msg=name)
         np.testing.assert_allclose(fresh.trans, committed.trans, atol=1e-5, err_msg=name)
         assert fresh.fps == committed.fps
+
+
+@pytest.fixture(scope="module")
+def open_body():
+    from persona_studio.body.model import load_body_model
+
+    return load_body_model("open")
+
+
+@pytest.mark.slow  # builds the open body model on first use (about a minute), then loads it in a second
+def test_pose_conventions_and_preset_feet_on_the_real_body_model(open_body):
+    J = skeleton.JOINT_INDEX
+
+    def joints(**rotations) -> np.ndarray:
+        poses = np.zeros((1, 55, 3))
+        for name, rotvec in rotations.items():
+            poses[0, J[name]] = rotvec
+        motion = Motion(poses=poses, trans=np.zeros((1, 3)), fps=30)
+        with torch.no_grad():
+            return open_body.joints(open_body(**motion.smplx_kwargs()))[0].numpy()
+
+    rest = joints()
+    assert (joints(left_knee=[1.0, 0, 0]) - rest)[J["left_ankle"], 2] < -0.2  # knee bend: foot goes back
+    assert (joints(left_hip=[-1.0, 0, 0]) - rest)[J["left_ankle"], 2] > 0.4  # hip flexion: leg forward
+    assert (joints(left_shoulder=[0, 0, -1.2]) - rest)[J["left_wrist"], 1] < -0.3  # left arm down
+    assert (joints(right_shoulder=[0, 0, 1.2]) - rest)[J["right_wrist"], 1] < -0.3  # right arm down
+    assert (joints(left_shoulder=[0, -1.2, 0]) - rest)[J["left_wrist"], 2] > 0.3  # left arm forward
+    assert (joints(right_elbow=[0, 1.2, 0]) - rest)[J["right_wrist"], 2] > 0.1  # right elbow flexes forward
+
+    weights = open_body.skinning_weights.numpy()
+    feet = np.flatnonzero(weights[:, [J["left_ankle"], J["right_ankle"], J["left_foot"], J["right_foot"]]]
+                          .sum(1) > 0.5)
+    floor = float(open_body.v_template[:, 1].min())
+    for name, path in preset_motion_paths().items():
+        motion = read_motion(path)
+        with torch.no_grad():
+            vertices = open_body(**motion.smplx_kwargs()).vertices.numpy()
+        lowest = vertices[:, feet, 1].min(1) - floor
+        assert np.abs(lowest).max() < 0.015, f"{name}: the feet leave the floor by {np.abs(lowest).max():.3f} m"

@@ -16,8 +16,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+import scipy.sparse as sp
+
 from persona_studio.body import open_model
+from persona_studio.body.parts import vertex_parts
 from persona_studio.body.skeleton import NUM_JOINTS, PARENTS
+from persona_studio.body.subdivide import subdivide
 from persona_studio.settings import ENV_SMPLX, Settings, cache_dir
 
 log = logging.getLogger(__name__)
@@ -55,6 +59,18 @@ class BodyModelInfo:
         return "\n".join(lines)
 
 
+@dataclass
+class SubdividedTemplate:
+    """The rest body at a subdivision level (PERSONA's Gaussians sit on these vertices)."""
+
+    level: int
+    vertices: np.ndarray  # [V_L, 3] rest vertices for the given betas
+    faces: np.ndarray  # [F_L, 3]
+    skinning_weights: np.ndarray  # [V_L, 55] interpolated from the base mesh
+    parts: np.ndarray  # [V_L] index into parts.PART_NAMES
+    interpolation: sp.csr_matrix  # [V_L, V_0] carries any per-vertex quantity to this level
+
+
 class BodyModel:
     """A loaded ``smplx.SMPLX`` plus what the project needs to know about its mesh."""
 
@@ -84,7 +100,8 @@ class BodyModel:
 
         Returns the smplx output: ``vertices`` [B, V, 3] and ``joints`` [B, 55 + extras, 3].
         """
-        batch = next((v.shape[0] for v in pose.values() if v is not None), 1)
+        batch = max([v.shape[0] for v in pose.values() if v is not None]
+                    + [betas.shape[0] if betas is not None else 1])
         if betas is None:
             betas = torch.zeros(batch, self.layer.num_betas)
         elif betas.shape[0] == 1 and batch > 1:
@@ -98,6 +115,14 @@ class BodyModel:
         return self.layer(betas=betas, return_verts=True, **args)
 
     __call__ = forward
+
+    def template(self, level: int = 0, betas: torch.Tensor | None = None) -> SubdividedTemplate:
+        """The rest (T-pose) body for ``betas`` [1, num_betas] (default mean shape), subdivided."""
+        with torch.no_grad():
+            vertices = self.forward(betas=betas).vertices[0].numpy()
+        faces, interp = subdivide(self.faces, self.num_vertices, level)
+        weights = interp @ self.skinning_weights.numpy()
+        return SubdividedTemplate(level, interp @ vertices, faces, weights, vertex_parts(weights), interp)
 
     def joints(self, output) -> torch.Tensor:
         """[B, 55, 3] the skeleton joints of a forward output (without smplx's extra keypoints)."""

@@ -423,18 +423,22 @@ def _motion_from_npz(reader: _NpzReader, up_axis: str | None, pelvis) -> Motion:
         notes.append(f"betas were fitted for the {gender} model; other body models show a "
                      "slightly different shape")
 
-    fps_key = next((key for key in _FRAME_RATE_KEYS if key in reader), None)
-    if fps_key is None:
-        fps = DEFAULT_FPS
-        notes.append(f"no frame-rate key ({' / '.join(_FRAME_RATE_KEYS)}): assumed {DEFAULT_FPS:g} fps")
-    else:
-        rate = reader.numeric(fps_key)
+    rates = {}
+    for key in _FRAME_RATE_KEYS:
+        if key not in reader:
+            continue
+        rate = reader.numeric(key)
         if rate.size != 1:
-            raise MotionError(f"{path}: '{fps_key}' must be one number, got shape {rate.shape}")
+            raise MotionError(f"{path}: '{key}' must be one number, got shape {rate.shape}")
         try:
-            fps = _checked_fps(rate.reshape(()))
+            rates[key] = _checked_fps(rate.reshape(()))
         except MotionError as err:
-            raise MotionError(f"{path}: '{fps_key}': {err}") from None
+            raise MotionError(f"{path}: '{key}': {err}") from None
+    if len(set(rates.values())) > 1:
+        raise MotionError(f"{path}: the frame-rate keys disagree ({rates}); keep one of them")
+    fps = next(iter(rates.values()), DEFAULT_FPS)
+    if not rates:
+        notes.append(f"no frame-rate key ({' / '.join(_FRAME_RATE_KEYS)}): assumed {DEFAULT_FPS:g} fps")
     ignored = [key for key in reader.keys if key not in _NPZ_KNOWN_KEYS]
     if ignored:
         notes.append(f"ignored keys (not part of an SMPL-X motion): {', '.join(ignored)}")

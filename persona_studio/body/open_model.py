@@ -40,7 +40,7 @@ from persona_studio.fileio import atomic_path
 
 log = logging.getLogger(__name__)
 
-BUILDER_VERSION = 1
+BUILDER_VERSION = 2
 NUM_SHAPE_SAMPLES = 800
 SHAPE_COLUMNS, EXPRESSION_COLUMNS = 300, 100  # smplx reads 300 shape then 100 expression columns
 NUM_BETAS_KEPT = 16
@@ -326,7 +326,8 @@ def extra_joint_vertices(v: np.ndarray, weights: np.ndarray, keypoints: dict[str
     coco = {name: w @ v for name, w in keypoints.items()}
     dominant = weights.argmax(1)
     eyes = {"leye": "left_eye", "reye": "right_eye"}
-    picks: dict[str, int] = {"nose": _nearest(v, coco["nose"])}
+    near_nose = np.flatnonzero(np.linalg.norm(v - coco["nose"], axis=1) < 0.025)
+    picks: dict[str, int] = {"nose": int(near_nose[np.argmax(v[near_nose, 2])])}  # the tip
     for key, joint in eyes.items():
         ball = np.flatnonzero(dominant == JOINT_INDEX[joint])
         picks[key] = int(ball[np.argmax(v[ball, 2])])  # the pupil: front of the eyeball

@@ -29,18 +29,18 @@ FPS = 30
 J = skeleton.JOINT_INDEX
 PI = math.pi
 
-# Approximate rest positions (metres, Y up) of the leg joints of an adult body with the pelvis at
-# skeleton.PELVIS_REST, and sole points (heel under the ankle, toe tip ahead of the ball) as offsets
-# from their joint. Only used to keep the feet near the floor.
+# Rest positions (metres, Y up) of the leg joints, rounded from the open body model's rest pose (pelvis
+# at skeleton.PELVIS_REST), and sole points (heel under the ankle, toe tip ahead of the ball) as
+# offsets from their joint. Only used to keep the feet near the floor.
 LEG_REST = {
     "pelvis": skeleton.PELVIS_REST,
-    "left_hip": np.array([0.06, -0.44, 0.0]), "right_hip": np.array([-0.06, -0.44, 0.0]),
-    "left_knee": np.array([0.10, -0.82, 0.01]), "right_knee": np.array([-0.10, -0.82, 0.01]),
-    "left_ankle": np.array([0.08, -1.22, -0.03]), "right_ankle": np.array([-0.08, -1.22, -0.03]),
-    "left_foot": np.array([0.11, -1.27, 0.09]), "right_foot": np.array([-0.11, -1.27, 0.09]),
+    "left_hip": np.array([0.11, -0.44, 0.03]), "right_hip": np.array([-0.11, -0.44, 0.03]),
+    "left_knee": np.array([0.15, -0.86, 0.065]), "right_knee": np.array([-0.15, -0.86, 0.065]),
+    "left_ankle": np.array([0.19, -1.29, 0.03]), "right_ankle": np.array([-0.19, -1.29, 0.03]),
+    "left_foot": np.array([0.2, -1.34, 0.175]), "right_foot": np.array([-0.2, -1.34, 0.175]),
 }
-SOLE_POINTS = (("left_ankle", (0.0, -0.06, -0.04)), ("right_ankle", (0.0, -0.06, -0.04)),
-               ("left_foot", (0.0, -0.01, 0.07)), ("right_foot", (0.0, -0.01, 0.07)))
+SOLE_POINTS = (("left_ankle", (0.0, -0.075, -0.045)), ("right_ankle", (0.0, -0.075, -0.045)),
+               ("left_foot", (0.0, -0.025, 0.06)), ("right_foot", (0.0, -0.025, 0.06)))
 
 
 def rot(*ops) -> np.ndarray:
@@ -74,11 +74,11 @@ FISTS = {**fingers("left", (1.4, 1.6, 1.0), 0.8), **fingers("right", (1.4, 1.6, 
 ARMS_DOWN = {"left_shoulder": rot("z", -1.2), "right_shoulder": rot("z", 1.2),
              "left_elbow": rot("y", -0.15), "right_elbow": rot("y", 0.15)}
 STAND = {**ARMS_DOWN, **RELAXED_HANDS}
-GUARD = {  # boxing guard: fists in front of the chin, knees soft, feet a little apart
+GUARD = {  # boxing guard: fists in front of the chin, knees soft
     **FISTS,
     "left_shoulder": rot("z", -1.25, "x", -0.5), "right_shoulder": rot("z", 1.25, "x", -0.5),
     "left_elbow": rot("y", -2.0), "right_elbow": rot("y", 2.0),
-    "left_hip": rot("z", 0.1, "x", -0.15), "right_hip": rot("z", -0.1, "x", -0.15),
+    "left_hip": rot("x", -0.15), "right_hip": rot("x", -0.15),
     "left_knee": rot("x", 0.3), "right_knee": rot("x", 0.3),
     "left_ankle": rot("x", -0.15), "right_ankle": rot("x", -0.15),
     "spine1": rot("x", 0.08), "neck": rot("x", 0.1),
@@ -206,9 +206,9 @@ def dance():
                "left_collar": rot("z", 0.2), "right_collar": rot("z", -0.2),
                "left_hip": rot("x", -1.4), "left_knee": rot("x", 1.7), "left_ankle": rot("x", 0.4),
                "spine1": rot("x", -0.1), "spine3": rot("x", -0.1), "head": rot("x", -0.2)}
-    lunge = {**RELAXED_HANDS, "right_hip": rot("x", -0.6), "right_knee": rot("x", 0.7),
-             "right_ankle": rot("x", -0.1), "left_hip": rot("x", 0.5), "left_knee": rot("x", 0.2),
-             "left_ankle": rot("x", -0.2),
+    lunge = {**RELAXED_HANDS, "right_hip": rot("x", -0.5), "right_knee": rot("x", 0.7),
+             "right_ankle": rot("x", -0.2), "left_hip": rot("x", 0.5), "left_knee": rot("x", 0.2),
+             "left_ankle": rot("x", -0.3),
              "right_shoulder": rot("z", 0.3, "y", 1.2), "left_shoulder": rot("z", -0.9, "x", 0.7),
              "left_elbow": rot("y", -0.3), "spine2": rot("y", 0.3), "spine3": rot("y", 0.2)}
     side_bend = {**RELAXED_HANDS, "left_shoulder": rot("z", 1.4), "right_shoulder": rot("z", 0.4),

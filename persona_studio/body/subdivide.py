@@ -1,0 +1,45 @@
+"""Template subdivision: PERSONA puts one Gaussian on each vertex of the twice-subdivided template.
+
+Midpoint subdivision splits every triangle into four; each new vertex sits halfway along an edge. The
+whole operation is linear, so it is returned as a sparse [V_level, V_0] matrix that carries any
+per-vertex quantity (positions, skinning weights, shape and expression directions, colours) from the
+base mesh to the subdivided one.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+MAX_LEVEL = 2
+
+
+def subdivide_once(faces: np.ndarray, num_vertices: int) -> tuple[np.ndarray, sp.csr_matrix]:
+    """[F, 3] faces over V vertices -> ([4F, 3] faces, [V + E, V] interpolation matrix)."""
+    edges = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])  # [3F, 2]
+    edges.sort(axis=1)
+    unique, edge_of = np.unique(edges, axis=0, return_inverse=True)
+    edge_of = edge_of.reshape(3, -1).T + num_vertices  # [F, 3] new vertex on edges 01, 12, 20
+    a, b, c = faces.T
+    ab, bc, ca = edge_of.T
+    new_faces = np.concatenate([
+        np.stack([a, ab, ca], 1), np.stack([ab, b, bc], 1),
+        np.stack([ca, bc, c], 1), np.stack([ab, bc, ca], 1)])
+    n_edges = len(unique)
+    rows = np.concatenate([np.arange(num_vertices), np.repeat(np.arange(n_edges) + num_vertices, 2)])
+    cols = np.concatenate([np.arange(num_vertices), unique.reshape(-1)])
+    vals = np.concatenate([np.ones(num_vertices), np.full(2 * n_edges, 0.5)])
+    matrix = sp.csr_matrix((vals, (rows, cols)), shape=(num_vertices + n_edges, num_vertices))
+    return new_faces, matrix
+
+
+def subdivide(faces: np.ndarray, num_vertices: int, level: int) -> tuple[np.ndarray, sp.csr_matrix]:
+    """Subdivide ``level`` times (0, 1 or 2) -> (faces, [V_level, V_0] interpolation matrix)."""
+    if not 0 <= level <= MAX_LEVEL:
+        raise ValueError(f"template level must be 0..{MAX_LEVEL}, got {level}")
+    matrix = sp.identity(num_vertices, format="csr")
+    faces = np.asarray(faces, dtype=np.int64)
+    for _ in range(level):
+        faces, step = subdivide_once(faces, matrix.shape[0])
+        matrix = (step @ matrix).tocsr()
+    return faces, matrix

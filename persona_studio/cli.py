@@ -1,0 +1,108 @@
+"""Headless commands over the same stages and workspace folders as the app.
+
+``persona-studio COMMAND --help`` explains each command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+STAGES_LATER = {
+    "fit": "fit the body model to a photo and write the Subject into a workspace",
+    "generate": "make the training set (driving motions, generated frames, geometry targets)",
+    "train": "train the avatar on the training set",
+    "animate": "render a motion with a trained avatar",
+    "export": "export the avatar (3DGS PLY, mesh, video, bundle)",
+    "bench": "print speed figures of the renderers and the trainer",
+}
+
+
+def _cmd_body_info(args: argparse.Namespace) -> int:
+    from persona_studio.body.model import load_body_model
+
+    model = load_body_model(args.kind, gender=args.gender)
+    print(model.info.describe())
+    return 0
+
+
+def _cmd_body_build(args: argparse.Namespace) -> int:
+    from persona_studio.body.model import ensure_open_model
+
+    path, meta = ensure_open_model(rebuild=args.rebuild)
+    print(f"open body model: {path} (built in {meta['build_seconds']} s)")
+    return 0
+
+
+def _cmd_motion_info(args: argparse.Namespace) -> int:
+    from persona_studio.body.motion import describe_motion
+
+    print(describe_motion(args.file))
+    return 0
+
+
+def _cmd_motion_convert(args: argparse.Namespace) -> int:
+    from persona_studio.body.motion import convert_motion
+
+    written = convert_motion(args.src, args.dst, fps=args.fps, overwrite=args.overwrite)
+    print(f"wrote {written}")
+    return 0
+
+
+def _not_yet(name: str):
+    def run(args: argparse.Namespace) -> int:
+        print(f"persona-studio {name}: this stage is not part of this build yet", file=sys.stderr)
+        return 2
+    return run
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="persona-studio", description=__doc__.splitlines()[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    body = commands.add_parser("body", help="the body model (official SMPL-X or the open model)")
+    body_cmds = body.add_subparsers(dest="body_command", metavar="ACTION", required=True)
+    info = body_cmds.add_parser("info", help="which body model is in use, its counts and origin")
+    info.add_argument("--kind", choices=("auto", "open", "official"), default="auto",
+                      help="auto: official SMPL-X when PERSONA_SMPLX_DIR or the setting points to it, else open")
+    info.add_argument("--gender", choices=("neutral", "male", "female"), default="neutral")
+    info.set_defaults(run=_cmd_body_info)
+    build = body_cmds.add_parser("build", help="build (or rebuild) the cached open body model")
+    build.add_argument("--rebuild", action="store_true", help="rebuild even if a current one is cached")
+    build.set_defaults(run=_cmd_body_build)
+
+    motion = commands.add_parser("motion", help="SMPL-X motion files: inspect and convert")
+    motion_cmds = motion.add_subparsers(dest="motion_command", metavar="ACTION", required=True)
+    minfo = motion_cmds.add_parser("info", help="format, frames, fps, duration and up axis of a motion")
+    minfo.add_argument("file", type=Path, help="AMASS-style .npz or a folder of per-frame JSON")
+    minfo.set_defaults(run=_cmd_motion_info)
+    conv = motion_cmds.add_parser("convert", help="convert a motion to our SMPL-X npz or a JSON folder")
+    conv.add_argument("src", type=Path)
+    conv.add_argument("dst", type=Path, help="a .npz file, or a folder for per-frame JSON")
+    conv.add_argument("--fps", type=float, default=None, help="resample to this frame rate")
+    conv.add_argument("--overwrite", action="store_true", help="replace DST if it exists")
+    conv.set_defaults(run=_cmd_motion_convert)
+
+    for name, text in STAGES_LATER.items():
+        stage = commands.add_parser(name, help=text, description=text)
+        stage.set_defaults(run=_not_yet(name))
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s: %(message)s")
+    from persona_studio.body.model import BodyModelError
+
+    try:
+        return args.run(args)
+    except (BodyModelError, ValueError, FileNotFoundError, FileExistsError, PermissionError) as exc:
+        print(f"persona-studio {args.command}: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
