@@ -3,6 +3,7 @@ writing (npz and JSON folder) and the motion presets."""
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import json
 import math
@@ -404,6 +405,9 @@ def test_describe_and_convert_a_real_file(tmp_path):
     assert any("resampled from 120 to 30 fps" in note for note in converted.notes)
     frames = convert_motion(out, tmp_path / "walk_frames")
     np.testing.assert_array_equal(read_motion(frames).poses, converted.poses)
+    with pytest.raises(MotionError, match="already exists"):
+        convert_motion(path, out)
+    assert read_motion(convert_motion(path, out, overwrite=True)).num_frames == 601
 
 
 # ----------------------------------------------------------------------------------------------
@@ -411,13 +415,11 @@ def test_describe_and_convert_a_real_file(tmp_path):
 
 
 def test_resample_counts_frames_and_keeps_the_endpoints():
-    motion = make_motion(n=601)
-    motion.fps = 120.0
+    motion = dataclasses.replace(make_motion(n=601), fps=120.0)
     down = resample(motion, 30)
     assert down.num_frames == 151 and down.fps == 30.0
-    for a, b in ((down, motion),):
-        np.testing.assert_array_equal(a.poses[[0, -1]], b.poses[[0, -1]])
-        np.testing.assert_array_equal(a.trans[[0, -1]], b.trans[[0, -1]])
+    np.testing.assert_array_equal(down.poses[[0, -1]], motion.poses[[0, -1]])
+    np.testing.assert_array_equal(down.trans[[0, -1]], motion.trans[[0, -1]])
     np.testing.assert_array_equal(down.poses[1], motion.poses[4])  # 120 -> 30 fps keeps every 4th frame
     assert resample(motion, 50).num_frames == 251
     same = resample(motion, 120)

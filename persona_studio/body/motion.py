@@ -19,13 +19,10 @@ with a message that says what is wrong and what to do.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
 import re
-import shutil
-import tempfile
 import zipfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -35,7 +32,7 @@ import torch
 from scipy.spatial.transform import Rotation
 
 from persona_studio.body import skeleton
-from persona_studio.fileio import atomic_path
+from persona_studio.fileio import atomic_folder, atomic_path
 
 FORMAT_VERSION = 1
 NPZ_FORMAT_NAME = "PERSONA Studio npz"
@@ -122,13 +119,12 @@ class Motion:
         """Playing time in seconds (frames / fps)."""
         return self.num_frames / self.fps
 
-    def split_pose(self) -> dict[str, np.ndarray]:
-        return split_pose(self.poses)
-
     def smplx_kwargs(self, frames: slice | np.ndarray = slice(None), *, num_betas: int = 10,
                      num_expression_coeffs: int = 10,
                      device: torch.device | str | None = None) -> dict[str, torch.Tensor]:
-        """Keyword arguments for an ``smplx.SMPLX`` forward (full axis-angle hands, use_pca=False).
+        """Keyword arguments for an ``smplx.SMPLX`` forward of the frames selected by ``frames``
+        (a slice or an index array). Hand poses are full axis-angle relative to a flat hand (the AMASS
+        convention: ``use_pca=False, flat_hand_mean=True``).
 
         Every tensor has the batch size of the selected frames; betas and expression are zero-padded
         or cut to the model's ``num_betas`` / ``num_expression_coeffs`` (smplx does not broadcast
@@ -719,9 +715,7 @@ def write_json_folder(motion: Motion, dst: str | os.PathLike) -> Path:
     if dst.exists() and not (dst.is_dir() and (not any(dst.iterdir()) or (dst / META_FILE_NAME).is_file())):
         raise MotionError(f"{dst}: exists and is not a motion folder written by PERSONA Studio; "
                           "choose a new folder name")
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dst.name}.", suffix=".part", dir=dst.parent))
-    try:
+    with atomic_folder(dst) as tmp:
         parts = split_pose(motion.poses)
         for i in range(motion.num_frames):
             frame = {
@@ -741,28 +735,7 @@ def write_json_folder(motion: Motion, dst: str | os.PathLike) -> Path:
         meta = {"format": JSON_FORMAT_NAME, "format_version": FORMAT_VERSION, "fps": motion.fps,
                 "up_axis": "y", "notes": list(motion.notes)}
         (tmp / META_FILE_NAME).write_text(json.dumps(meta, indent=2) + "\n", "utf-8")
-        _replace_folder(tmp, dst)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return dst
-
-
-def _replace_folder(src: Path, dst: Path) -> None:
-    """Move the finished folder ``src`` onto ``dst``, keeping the old ``dst`` until the move is done."""
-    if not dst.exists():
-        os.replace(src, dst)
-        return
-    old = Path(tempfile.mkdtemp(prefix=f".{dst.name}.", suffix=".old", dir=dst.parent))
-    os.replace(dst, old / "motion")
-    try:
-        os.replace(src, dst)
-    except BaseException:
-        os.replace(old / "motion", dst)
-        raise
-    finally:
-        with contextlib.suppress(OSError):
-            shutil.rmtree(old)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -787,8 +760,15 @@ def describe_motion(path: str | os.PathLike) -> str:
     return "\n".join(lines)
 
 
-def convert_motion(src: str | os.PathLike, dst: str | os.PathLike, fps: float | None = None) -> Path:
-    """Read ``src``, resample to ``fps`` when given, write ``dst`` (``.npz`` or a JSON folder)."""
+def convert_motion(src: str | os.PathLike, dst: str | os.PathLike, fps: float | None = None,
+                   overwrite: bool = False) -> Path:
+    """Read ``src``, resample to ``fps`` when given, write ``dst`` (``.npz`` or a JSON folder).
+
+    An existing ``dst`` is replaced only with ``overwrite`` (and a folder only if it is one of ours).
+    """
+    if Path(dst).exists() and not overwrite:
+        raise MotionError(f"{dst}: already exists; choose another name or allow overwriting it "
+                          "(--overwrite)")
     motion = read_motion(src)
     if fps is not None and float(fps) != motion.fps:
         motion = resample(motion, fps)

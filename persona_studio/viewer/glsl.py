@@ -14,16 +14,18 @@ class ShaderError(RuntimeError):
     """A GLSL file is missing or does not compile or link."""
 
 
-def _compile(path: Path, stage: int) -> int:
-    if not path.is_file():
-        raise ShaderError(f"shader file not found: {path} (the shaders/ folder ships beside persona_studio/)")
+def _compile(paths: list[Path], stage: int) -> int:
+    """Compile the concatenation of ``paths`` (the first one holds the ``#version`` line)."""
+    for path in paths:
+        if not path.is_file():
+            raise ShaderError(f"shader file not found: {path} (the shaders/ folder ships beside persona_studio/)")
     shader = GL.glCreateShader(stage)
-    GL.glShaderSource(shader, path.read_text(encoding="utf-8"))
+    GL.glShaderSource(shader, "\n".join(path.read_text(encoding="utf-8") for path in paths))
     GL.glCompileShader(shader)
     if not GL.glGetShaderiv(shader, GL.GL_COMPILE_STATUS):
         log = GL.glGetShaderInfoLog(shader)
         GL.glDeleteShader(shader)
-        raise ShaderError(f"{path.name} does not compile:\n{_text(log)}")
+        raise ShaderError(f"{' + '.join(p.name for p in paths)} does not compile:\n{_text(log)}")
     return shader
 
 
@@ -32,12 +34,19 @@ def _text(log: bytes | str) -> str:
 
 
 class Program:
-    """A linked vertex + fragment program with cached uniform locations."""
+    """A linked vertex + fragment program with cached uniform locations.
 
-    def __init__(self, vertex: str, fragment: str, shader_dir: Path = SHADER_DIR) -> None:
-        self.name = f"{vertex} + {fragment}"
-        stages = [_compile(shader_dir / vertex, GL.GL_VERTEX_SHADER),
-                  _compile(shader_dir / fragment, GL.GL_FRAGMENT_SHADER)]
+    ``vertex`` / ``fragment`` name files in ``shader_dir``; a tuple of names is concatenated in
+    order (shared code first), as GLSL 3.30 has no #include.
+    """
+
+    def __init__(self, vertex: str | tuple[str, ...], fragment: str | tuple[str, ...],
+                 shader_dir: Path = SHADER_DIR) -> None:
+        vertex_files = (vertex,) if isinstance(vertex, str) else tuple(vertex)
+        fragment_files = (fragment,) if isinstance(fragment, str) else tuple(fragment)
+        self.name = f"{'+'.join(vertex_files)} / {'+'.join(fragment_files)}"
+        stages = [_compile([shader_dir / f for f in vertex_files], GL.GL_VERTEX_SHADER),
+                  _compile([shader_dir / f for f in fragment_files], GL.GL_FRAGMENT_SHADER)]
         self.id = GL.glCreateProgram()
         for shader in stages:
             GL.glAttachShader(self.id, shader)

@@ -2,8 +2,8 @@
 
 Pipeline per frame: upload what changed (``glBufferSubData`` into texture buffers), re-sort the
 Gaussians back to front only when the view direction or the means changed (:mod:`depth_sort`),
-draw one instanced quad per Gaussian (EWA projection in ``shaders/splat.vert``), draw overlays on
-top, read the framebuffer back as [H, W, 4] float32 in [0, 1], top row first.
+draw one point sprite (or instanced quad) per Gaussian with the EWA projection done in the vertex
+shader (``shaders/splat_common.glsl``), draw overlays on top, read the framebuffer back as [H, W, 4] float32 in [0, 1], top row first.
 
 Image formation matches the project's differentiable rasteriser (gsplat's rules): same camera
 convention (OpenCV R, t and pixel intrinsics, pixel centres at +0.5), same 2D covariance with
@@ -17,8 +17,10 @@ The renderer owns a GL context current on the thread that built it; use it from 
 
 from __future__ import annotations
 
+import ctypes
+import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 
@@ -34,7 +36,8 @@ from persona_studio.viewer.scene import (GaussianArrays, gaussian_arrays, mesh_e
 
 MAX_ALPHA = 0.99  # the project rasteriser's cap on one Gaussian's alpha
 EPS_2D = 0.3  # pixels^2 added to the 2D covariance diagonal (gsplat's eps2d)
-MAX_SIGMA = 3.0  # quad half-extent cap, in standard deviations
+MAX_SIGMA = 3.0  # footprint half-extent cap, in standard deviations
+MAX_GUARD_BAND = 256  # pixels; also caps the point sprite size at twice this
 
 
 class RenderMode(str, Enum):
@@ -44,6 +47,10 @@ class RenderMode(str, Enum):
     PARTS = "parts"  # caller-supplied per-Gaussian part colours
     ALPHA = "alpha"  # accumulated opacity, white on black
 
+
+# Which GPU array holds each input array (means and opacities share one vec4 per Gaussian).
+_ARRAYS_OF = {"means": "mean_opacity", "opacities": "mean_opacity", "scales": "scale", "quats": "quat",
+              "colors": "color", "normals": "normal", "part_colors": "part"}
 
 _SHADER_MODE = {RenderMode.RGB: 0, RenderMode.PARTS: 0, RenderMode.DEPTH: 1, RenderMode.NORMALS: 2,
                 RenderMode.ALPHA: 3}
@@ -99,8 +106,9 @@ def _rgba_texels(values: np.ndarray, w: np.ndarray | float = 0.0) -> np.ndarray:
     return out
 
 
-class _TexelBuffer:
-    """An RGBA32F buffer texture (samplerBuffer) whose storage grows on demand."""
+class _GaussianBuffer:
+    """One per-Gaussian RGBA32F array in a buffer object, readable both as a vertex attribute
+    (point path) and through a buffer texture (``samplerBuffer``, quad path); grows on demand."""
 
     def __init__(self) -> None:
         self.buffer = GL.glGenBuffers(1)
@@ -109,18 +117,24 @@ class _TexelBuffer:
 
     def upload(self, texels: np.ndarray) -> None:
         data = np.ascontiguousarray(texels, dtype=np.float32)
-        GL.glBindBuffer(GL.GL_TEXTURE_BUFFER, self.buffer)
+        GL.glBindBuffer(GL.GL_ARRAY_BUFFER, self.buffer)
         if data.nbytes > self.capacity or self.capacity == 0:
             self.capacity = max(data.nbytes, 16)
-            GL.glBufferData(GL.GL_TEXTURE_BUFFER, self.capacity, None, GL.GL_DYNAMIC_DRAW)
+            GL.glBufferData(GL.GL_ARRAY_BUFFER, self.capacity, None, GL.GL_DYNAMIC_DRAW)
             GL.glBindTexture(GL.GL_TEXTURE_BUFFER, self.texture)
             GL.glTexBuffer(GL.GL_TEXTURE_BUFFER, GL.GL_RGBA32F, self.buffer)
         if data.nbytes:
-            GL.glBufferSubData(GL.GL_TEXTURE_BUFFER, 0, data.nbytes, data)
+            GL.glBufferSubData(GL.GL_ARRAY_BUFFER, 0, data.nbytes, data)
 
-    def bind(self, unit: int) -> None:
+    def bind_texture(self, unit: int) -> None:
         GL.glActiveTexture(GL.GL_TEXTURE0 + unit)
         GL.glBindTexture(GL.GL_TEXTURE_BUFFER, self.texture)
+
+    def bind_attribute(self, location: int) -> None:
+        """Point vertex attribute ``location`` (of the bound VAO) at this array, one vec4 per vertex."""
+        GL.glBindBuffer(GL.GL_ARRAY_BUFFER, self.buffer)
+        GL.glEnableVertexAttribArray(location)
+        GL.glVertexAttribPointer(location, 4, GL.GL_FLOAT, GL.GL_FALSE, 16, None)
 
     def delete(self) -> None:
         GL.glDeleteTextures([self.texture])
@@ -192,7 +206,7 @@ class FrameTimings:
     draw_ms: float = 0.0
     readback_ms: float = 0.0
     sorted_now: bool = False
-    extra: dict = field(default_factory=dict)
+    primitive: str = "points"  # "points" (sprites) or "quads" (instanced, when sprites could be too big)
 
     @property
     def total_ms(self) -> float:
@@ -203,6 +217,11 @@ class SplatRenderer:
     """Offscreen splat renderer on a hidden-window OpenGL context (see the module docstring).
 
     Raises :class:`persona_studio.viewer.gl_context.GLContextError` when no context can be made.
+
+    Splats are drawn as point sprites (one primitive per Gaussian: on Mesa llvmpipe about 2x
+    cheaper to set up than two triangles), or as instanced quads for frames in which a sprite
+    could exceed the driver's largest point size. The framebuffer has a guard band of half that
+    size around the image, because GL drops a point whose centre is outside the viewport.
     """
 
     def __init__(self, shader_dir: Path = SHADER_DIR) -> None:
@@ -213,6 +232,7 @@ class SplatRenderer:
             self._context.destroy()
             raise
         self._gaussians: GaussianArrays | None = None
+        self._max_scales: np.ndarray | None = None  # [N] largest axis of each Gaussian
         self._means_version = 0
         self._pending_upload: set[str] = set()
         self._sorter = DepthSorter()
@@ -223,14 +243,24 @@ class SplatRenderer:
 
     # -- GL objects -------------------------------------------------------------------------------
     def _build(self, shader_dir: Path) -> None:
-        self._splat_program = Program("splat.vert", "splat.frag", shader_dir)
+        self._points_program = Program(("splat_common.glsl", "splat_points.vert"), "splat.frag", shader_dir)
+        self._quads_program = Program(("splat_common.glsl", "splat_quads.vert"), "splat.frag", shader_dir)
         self._resolve_program = Program("fullscreen.vert", "depth_resolve.frag", shader_dir)
         self._segment_program = Program("segment.vert", "segment.frag", shader_dir)
         self._mesh_program = Program("mesh_depth.vert", "depth_only.frag", shader_dir)
-        self._texels = {name: _TexelBuffer() for name in ("mean_opacity", "scale", "quat", "color", "normal", "part")}
-        self._order = _ArrayBuffer()
-        self._splat_vao = GL.glGenVertexArrays(1)
-        GL.glBindVertexArray(self._splat_vao)
+        largest_point = float(GL.glGetFloatv(GL.GL_POINT_SIZE_RANGE)[1])
+        self._margin = int(min(largest_point // 2, MAX_GUARD_BAND))  # pixels around the image
+        self._arrays = {name: _GaussianBuffer() for name in ("mean_opacity", "scale", "quat", "color", "normal", "part")}
+        self._order = _ArrayBuffer()  # [N] uint32 back-to-front indices
+
+        self._points_vao = GL.glGenVertexArrays(1)  # the order buffer as element indices
+        GL.glBindVertexArray(self._points_vao)
+        for location, name in enumerate(("mean_opacity", "scale", "quat", "color")):
+            self._arrays[name].bind_attribute(location)
+        GL.glBindBuffer(GL.GL_ELEMENT_ARRAY_BUFFER, self._order.buffer)
+
+        self._quads_vao = GL.glGenVertexArrays(1)  # the order buffer as a per-instance index
+        GL.glBindVertexArray(self._quads_vao)
         GL.glBindBuffer(GL.GL_ARRAY_BUFFER, self._order.buffer)
         GL.glEnableVertexAttribArray(0)
         GL.glVertexAttribIPointer(0, 1, GL.GL_UNSIGNED_INT, 4, None)
@@ -242,10 +272,10 @@ class SplatRenderer:
             vao = GL.glGenVertexArrays(1)
             GL.glBindVertexArray(vao)
             GL.glBindBuffer(GL.GL_ARRAY_BUFFER, buf.buffer)
-            for attribute, offset in ((0, 0), (1, 12)):
-                GL.glEnableVertexAttribArray(attribute)
-                GL.glVertexAttribPointer(attribute, 3, GL.GL_FLOAT, GL.GL_FALSE, 24, GL.ctypes.c_void_p(offset))
-                GL.glVertexAttribDivisor(attribute, 1)
+            for location, offset in ((0, 0), (1, 12)):  # [S, 2, 3] float32: start, end
+                GL.glEnableVertexAttribArray(location)
+                GL.glVertexAttribPointer(location, 3, GL.GL_FLOAT, GL.GL_FALSE, 24, ctypes.c_void_p(offset))
+                GL.glVertexAttribDivisor(location, 1)
             self._segment_vaos[name] = vao
 
         self._mesh_vertices, self._mesh_faces = _ArrayBuffer(), _ArrayBuffer(GL.GL_ELEMENT_ARRAY_BUFFER)
@@ -261,6 +291,7 @@ class SplatRenderer:
         self._output = _Target(GL.GL_RGBA8, depth=True)
         self._accumulation = _Target(GL.GL_RGBA32F, depth=False)  # depth mode: sum w z needs floats
         GL.glPixelStorei(GL.GL_PACK_ALIGNMENT, 1)
+        GL.glEnable(GL.GL_PROGRAM_POINT_SIZE)
 
     # -- scene ------------------------------------------------------------------------------------
     @property
@@ -280,8 +311,9 @@ class SplatRenderer:
 
     def set_gaussian_arrays(self, gaussians: GaussianArrays) -> None:
         self._gaussians = gaussians
+        self._max_scales = gaussians.scales.max(axis=1, initial=0.0)
         self._means_version += 1
-        self._pending_upload = {"mean_opacity", "scale", "quat", "color", "normal", "part"}
+        self._pending_upload = set(_ARRAYS_OF.values())
 
     def update_gaussians(self, **arrays) -> None:
         """Replace some arrays of the current Gaussians (same count), e.g. new ``means`` per frame.
@@ -291,11 +323,13 @@ class SplatRenderer:
         if self._gaussians is None:
             raise RuntimeError("update_gaussians needs Gaussians: call set_gaussians first")
         self._gaussians = replace_gaussian_arrays(self._gaussians, **arrays)
-        self._pending_upload |= {_TEXELS_OF[name] for name in arrays}
+        self._pending_upload |= {_ARRAYS_OF[name] for name in arrays}
+        if "scales" in arrays:
+            self._max_scales = self._gaussians.scales.max(axis=1, initial=0.0)
         if "means" in arrays:
             self._means_version += 1
 
-    def set_skeleton(self, joints, parents) -> None:
+    def set_skeleton(self, joints, parents=None) -> None:
         """Skeleton overlay: [J, 3] joint positions, [J] parent indices (-1 for roots); None clears."""
         if joints is None:
             self._skeleton = None
@@ -317,9 +351,8 @@ class SplatRenderer:
                     raise ValueError("set_mesh without faces moves the current mesh: give the same vertex count")
                 _, faces_arr, edges = self._mesh
             else:
-                faces_arr = np.ascontiguousarray(faces, dtype=np.int64)
-                edges = mesh_edges(faces_arr, len(verts))
-                faces_arr = faces_arr.astype(np.uint32)
+                edges = mesh_edges(faces, len(verts))
+                faces_arr = np.ascontiguousarray(faces, dtype=np.uint32)
             self._mesh = (np.ascontiguousarray(verts), faces_arr, edges)
         self._overlays_dirty = True
 
@@ -328,46 +361,76 @@ class SplatRenderer:
         """Draw the scene seen by ``camera`` -> [H, W, 4] float32 RGBA in [0, 1], top row first
         (premultiplied over ``options.background``; opaque when the background is)."""
         self._context.make_current()
-        if options.mode is RenderMode.NORMALS and self.gaussian_count and self._gaussians.normals is None:
+        count = self.gaussian_count
+        if options.mode is RenderMode.NORMALS and count and self._gaussians.normals is None:
             raise ValueError("normals mode needs per-Gaussian normals: pass normals= to set_gaussians")
-        if options.mode is RenderMode.PARTS and self.gaussian_count and self._gaussians.part_colors is None:
+        if options.mode is RenderMode.PARTS and count and self._gaussians.part_colors is None:
             raise ValueError("parts mode needs per-Gaussian part colours: pass part_colors= to set_gaussians")
-        width, height = camera.width, camera.height
         timings = FrameTimings()
 
         start = time.perf_counter()
         self._upload()
+        if self._overlays_dirty:
+            self._upload_overlays()
         timings.upload_ms = (time.perf_counter() - start) * 1e3
 
         start = time.perf_counter()
-        count = self.gaussian_count
         if count:
-            means = self._gaussians.means
-            order, timings.sorted_now = self._sorter.order(means, self._means_version, camera.R[2])
+            order, timings.sorted_now = self._sorter.order(self._gaussians.means, self._means_version, camera.R[2])
             if timings.sorted_now:
                 self._order.upload(order)
         timings.sort_ms = (time.perf_counter() - start) * 1e3
 
         start = time.perf_counter()
-        self._output.resize(width, height)
-        GL.glViewport(0, 0, width, height)
+        framebuffer = self._framebuffer_camera(camera)
+        self._output.resize(framebuffer.width, framebuffer.height)
+        GL.glViewport(0, 0, framebuffer.width, framebuffer.height)
+        GL.glEnable(GL.GL_SCISSOR_TEST)  # the guard band is never drawn into
+        GL.glScissor(self._margin, self._margin, camera.width, camera.height)
         background = _premultiplied(options.background)
+        timings.primitive = "points" if self._sprites_fit(camera, options) else "quads"
         if options.mode is RenderMode.DEPTH:
-            self._accumulation.resize(width, height)
-            self._draw_splats(camera, options, self._accumulation, np.zeros(4, dtype=np.float32), count)
+            self._accumulation.resize(framebuffer.width, framebuffer.height)
+            self._draw_splats(camera, options, self._accumulation, np.zeros(4, dtype=np.float32), timings.primitive)
             self._resolve_depth(camera, options, background)
         else:
             clear = np.array([0, 0, 0, 1], dtype=np.float32) if options.mode is RenderMode.ALPHA else background
-            self._draw_splats(camera, options, self._output, clear, count)
-        self._draw_overlays(camera, options)
+            self._draw_splats(camera, options, self._output, clear, timings.primitive)
+        self._draw_overlays(framebuffer, options)
         GL.glFinish()
         timings.draw_ms = (time.perf_counter() - start) * 1e3
 
         start = time.perf_counter()
-        image = self._read_output(width, height)
+        image = self._read_output(camera.width, camera.height)
         timings.readback_ms = (time.perf_counter() - start) * 1e3
         self.timings = timings
         return image
+
+    def _framebuffer_camera(self, camera: Camera) -> Camera:
+        """``camera`` widened by the guard band: the same view on the whole framebuffer."""
+        m = self._margin
+        return Camera(camera.R, camera.t, camera.fx, camera.fy, camera.cx + m, camera.cy + m,
+                      camera.width + 2 * m, camera.height + 2 * m)
+
+    def _sprites_fit(self, camera: Camera, options: RenderOptions) -> bool:
+        """Whether every visible splat's sprite surely fits in the largest point size (2 x margin).
+
+        Bounds the 2D standard deviation by |J| * largest scale, with |J|^2 <= (f/z)^2 (1 + lx^2 + ly^2)
+        for the Jacobian's clamped tangents lx, ly; the sprite half-size is at most sqrt(2) * k sigma.
+        """
+        g = self._gaussians
+        if g is None or not g.count:
+            return True
+        depth = g.means @ camera.R[2].astype(np.float32) + np.float32(camera.t[2])  # [N]
+        visible = (depth > options.near) & (depth < options.far)
+        if not visible.any():
+            return True
+        focal = max(camera.fx, camera.fy)
+        lim_x = (max(camera.cx, camera.width - camera.cx) + 0.15 * camera.width) / camera.fx
+        lim_y = (max(camera.cy, camera.height - camera.cy) + 0.15 * camera.height) / camera.fy
+        sigma = focal * float((self._max_scales[visible] / depth[visible]).max()) * math.sqrt(1 + lim_x**2 + lim_y**2)
+        half_size = math.sqrt(2.0) * MAX_SIGMA * math.sqrt(sigma**2 + EPS_2D)
+        return half_size <= self._margin
 
     def _upload(self) -> None:
         g = self._gaussians
@@ -384,39 +447,48 @@ class SplatRenderer:
         for name in self._pending_upload:
             texels = sources[name]()
             if texels is not None:
-                self._texels[name].upload(texels)
-        if "mean_opacity" in self._pending_upload and len(g.means) * 4 > self._order.capacity:
-            self._order.upload(np.arange(len(g.means), dtype=np.uint32))  # grow; sorted right after
+                self._arrays[name].upload(texels)
+        if 4 * g.count > self._order.capacity:
+            self._sorter.invalidate()  # a new, larger order buffer is filled right after
         self._pending_upload = set()
 
     def _draw_splats(self, camera: Camera, options: RenderOptions, target: _Target, clear: np.ndarray,
-                     count: int) -> None:
+                     primitive: str) -> None:
         GL.glBindFramebuffer(GL.GL_FRAMEBUFFER, target.fbo)
         GL.glClearColor(*(float(v) for v in clear))
         GL.glClear(GL.GL_COLOR_BUFFER_BIT | GL.GL_DEPTH_BUFFER_BIT)
+        count = self.gaussian_count
         if not count:
             return
         GL.glDisable(GL.GL_DEPTH_TEST)
         GL.glEnable(GL.GL_BLEND)
         GL.glBlendFunc(GL.GL_ONE, GL.GL_ONE_MINUS_SRC_ALPHA)
-        program = self._splat_program
+        color_source = self._arrays[{RenderMode.NORMALS: "normal", RenderMode.PARTS: "part"}.get(options.mode, "color")]
+        program = self._points_program if primitive == "points" else self._quads_program
         program.use()
-        color_source = {RenderMode.NORMALS: "normal", RenderMode.PARTS: "part"}.get(options.mode, "color")
-        for unit, (uniform, name) in enumerate((("u_mean_opacity", "mean_opacity"), ("u_scale", "scale"),
-                                                 ("u_quat", "quat"), ("u_color", color_source))):
-            self._texels[name].bind(unit)
-            program.set(uniform, unit)
         program.set("u_R", camera.R)
         program.set("u_t", camera.t)
         program.set("u_intrinsics", (camera.fx, camera.fy, camera.cx, camera.cy))
         program.set("u_size", (camera.width, camera.height))
+        program.set("u_margin", float(self._margin))
         program.set("u_clip", (options.near, options.far))
         program.set("u_eps2d", EPS_2D)
         program.set("u_max_sigma", MAX_SIGMA)
         program.set("u_max_alpha", MAX_ALPHA)
         program.set("u_mode", _SHADER_MODE[options.mode])
-        GL.glBindVertexArray(self._splat_vao)
-        GL.glDrawArraysInstanced(GL.GL_TRIANGLE_STRIP, 0, 4, count)
+        if primitive == "points":
+            program.set("u_max_point_size", 2.0 * self._margin)
+            GL.glBindVertexArray(self._points_vao)
+            color_source.bind_attribute(3)
+            GL.glDrawElements(GL.GL_POINTS, count, GL.GL_UNSIGNED_INT, None)
+        else:
+            for unit, (uniform, array) in enumerate((("u_mean_opacity", self._arrays["mean_opacity"]),
+                                                     ("u_scale", self._arrays["scale"]),
+                                                     ("u_quat", self._arrays["quat"]), ("u_color", color_source))):
+                array.bind_texture(unit)
+                program.set(uniform, unit)
+            GL.glBindVertexArray(self._quads_vao)
+            GL.glDrawArraysInstanced(GL.GL_TRIANGLE_STRIP, 0, 4, count)
 
     def _resolve_depth(self, camera: Camera, options: RenderOptions, background: np.ndarray) -> None:
         GL.glBindFramebuffer(GL.GL_FRAMEBUFFER, self._output.fbo)
@@ -442,15 +514,13 @@ class SplatRenderer:
             return options.near, options.far
         return float(depth.min()), float(depth.max())
 
-    def _draw_overlays(self, camera: Camera, options: RenderOptions) -> None:
-        if self._overlays_dirty:
-            self._upload_overlays()
+    def _draw_overlays(self, framebuffer: Camera, options: RenderOptions) -> None:
         mesh = self._mesh if options.show_mesh else None
         skeleton = self._skeleton if options.show_skeleton else None
         if mesh is None and skeleton is None:
             return
         GL.glBindFramebuffer(GL.GL_FRAMEBUFFER, self._output.fbo)
-        projection = gl_projection(camera, options.near, options.far)
+        projection = gl_projection(framebuffer, options.near, options.far)
         if mesh is not None:  # hidden-line wireframe: the mesh's own depth hides its back edges
             GL.glDisable(GL.GL_BLEND)
             GL.glEnable(GL.GL_DEPTH_TEST)
@@ -459,8 +529,8 @@ class SplatRenderer:
             GL.glEnable(GL.GL_POLYGON_OFFSET_FILL)
             GL.glPolygonOffset(1.0, 1.0)
             self._mesh_program.use()
-            self._mesh_program.set("u_R", camera.R)
-            self._mesh_program.set("u_t", camera.t)
+            self._mesh_program.set("u_R", framebuffer.R)
+            self._mesh_program.set("u_t", framebuffer.t)
             self._mesh_program.set("u_projection", projection)
             GL.glBindVertexArray(self._mesh_vao)
             GL.glDrawElements(GL.GL_TRIANGLES, mesh[1].size, GL.GL_UNSIGNED_INT, None)
@@ -469,27 +539,28 @@ class SplatRenderer:
             GL.glDepthMask(GL.GL_FALSE)
             GL.glEnable(GL.GL_BLEND)
             GL.glBlendFunc(GL.GL_ONE, GL.GL_ONE_MINUS_SRC_ALPHA)
-            self._draw_segments("edges", len(mesh[2]), camera, options, projection, 1.0, options.mesh_color, False)
+            self._draw_segments("edges", len(mesh[2]), framebuffer, options, projection, 1.0, options.mesh_color,
+                                round_ends=False)
             GL.glDepthMask(GL.GL_TRUE)
         GL.glDisable(GL.GL_DEPTH_TEST)  # the skeleton stays visible through everything
         GL.glEnable(GL.GL_BLEND)
         GL.glBlendFunc(GL.GL_ONE, GL.GL_ONE_MINUS_SRC_ALPHA)
         if skeleton is not None:
-            self._draw_segments("bones", len(skeleton[0]), camera, options, projection, options.bone_width,
-                                options.skeleton_color, False)
-            self._draw_segments("joints", len(skeleton[1]), camera, options, projection, options.joint_size,
-                                options.skeleton_color, True)
+            self._draw_segments("bones", len(skeleton[0]), framebuffer, options, projection, options.bone_width,
+                                options.skeleton_color, round_ends=False)
+            self._draw_segments("joints", len(skeleton[1]), framebuffer, options, projection, options.joint_size,
+                                options.skeleton_color, round_ends=True)
 
-    def _draw_segments(self, name: str, count: int, camera: Camera, options: RenderOptions,
-                       projection: np.ndarray, width: float, color, round_ends: bool) -> None:
+    def _draw_segments(self, name: str, count: int, framebuffer: Camera, options: RenderOptions,
+                       projection: np.ndarray, width: float, color, *, round_ends: bool) -> None:
         if not count:
             return
         program = self._segment_program
         program.use()
-        program.set("u_R", camera.R)
-        program.set("u_t", camera.t)
+        program.set("u_R", framebuffer.R)
+        program.set("u_t", framebuffer.t)
         program.set("u_projection", projection)
-        program.set("u_size", (camera.width, camera.height))
+        program.set("u_size", (framebuffer.width, framebuffer.height))
         program.set("u_width", float(width))
         program.set("u_near", options.near)
         program.set("u_color", _premultiplied(color))
@@ -511,7 +582,7 @@ class SplatRenderer:
     def _read_output(self, width: int, height: int) -> np.ndarray:
         GL.glBindFramebuffer(GL.GL_READ_FRAMEBUFFER, self._output.fbo)
         raw = np.empty((height, width, 4), dtype=np.uint8)
-        GL.glReadPixels(0, 0, width, height, GL.GL_RGBA, GL.GL_UNSIGNED_BYTE, raw)
+        GL.glReadPixels(self._margin, self._margin, width, height, GL.GL_RGBA, GL.GL_UNSIGNED_BYTE, raw)
         return np.multiply(raw, np.float32(1.0 / 255.0), dtype=np.float32)
 
     # -- lifetime ---------------------------------------------------------------------------------
@@ -520,13 +591,14 @@ class SplatRenderer:
         if not self._context.alive:
             return
         self._context.make_current()
-        for program in (self._splat_program, self._resolve_program, self._segment_program, self._mesh_program):
+        for program in (self._points_program, self._quads_program, self._resolve_program, self._segment_program,
+                        self._mesh_program):
             program.delete()
-        for buf in (*self._texels.values(), self._order, self._bones, self._joints, self._edges,
+        for buf in (*self._arrays.values(), self._order, self._bones, self._joints, self._edges,
                     self._mesh_vertices, self._mesh_faces):
             buf.delete()
-        GL.glDeleteVertexArrays(len(self._segment_vaos) + 3,
-                                [self._splat_vao, self._mesh_vao, self._empty_vao, *self._segment_vaos.values()])
+        vaos = [self._points_vao, self._quads_vao, self._mesh_vao, self._empty_vao, *self._segment_vaos.values()]
+        GL.glDeleteVertexArrays(len(vaos), vaos)
         self._output.delete()
         self._accumulation.delete()
         self._context.destroy()
@@ -538,5 +610,3 @@ class SplatRenderer:
         self.close()
 
 
-_TEXELS_OF = {"means": "mean_opacity", "opacities": "mean_opacity", "scales": "scale", "quats": "quat",
-              "colors": "color", "normals": "normal", "part_colors": "part"}
