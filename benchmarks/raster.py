@@ -1,13 +1,15 @@
 """Speed of the differentiable rasteriser: forward + backward milliseconds on a body-sized scene.
 
-The scene stands in for an avatar: isotropic Gaussians on the surface of a standing person made of
-capsules (1.78 m tall, arms out), as many as a body mesh has vertices (14K, the size of the
-anny/SMPL-X-like template; 55K, once subdivided), each with a scale close to the vertex spacing
-(about 9 mm and 5 mm), opacity 0.6-1 and random features. The camera frames the body so that it
-covers about 40% of the image. Goals on a 2-core CPU with 2 torch threads: 14K @ 256^2 <= 60 ms
-and 55K @ 512^2 <= 500 ms (C = 3).
+The scene stands in for an avatar: isotropic Gaussians spread over the surface of a standing person
+made of capsules (1.78 m tall, arms out), as many as a body mesh has vertices (14K, the template;
+55K, once subdivided), each with a scale close to the vertex spacing (about 9 mm and 5 mm),
+opacity 0.6-1 and random features. The camera frames head to thighs so that the body covers about
+40% of the image (a whole standing body covers only ~20% of a square image). The loss touches
+features, alpha and depth so every backward path runs. Goals on a 2-core CPU with 2 torch threads:
+14K @ 256^2 <= 60 ms and 55K @ 512^2 <= 500 ms (C = 3); C = 13 adds 10 geometry channels.
+Timings are the best of ``--repeats`` runs: other work on the machine only ever adds time.
 
-    python benchmarks/raster.py [--backend torch|gsplat|auto] [--repeats 5] [--profile]
+    python benchmarks/raster.py [--backend torch|gsplat|auto] [--repeats 5] [--threads 2] [--profile]
 """
 
 from __future__ import annotations
@@ -63,7 +65,7 @@ def body_scene(n: int, channels: int, seed: int = 0) -> dict[str, torch.Tensor]:
 
 
 def front_camera(size: int) -> Camera:
-    """Looks at the body from the front, close enough that it covers about 40% of the image."""
+    """Looks at the body from the front, from head to thighs: it covers about 40% of the image."""
     return Camera.look_at((0.0, 1.15, 1.0), (0.0, 1.15, 0.0), fov_y_deg=55.0, width=size, height=size)
 
 
@@ -97,13 +99,14 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true", help="print the torch profiler's top operators")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    device = "cuda" if args.backend == "gsplat" else "cpu"
+    device = "cuda" if args.backend != "torch" and torch.cuda.is_available() else "cpu"
     print(f"torch {torch.__version__}, {args.threads} threads; auto backend here: {auto_backend(device)[1]}")
     for n, size, goal in ((14_000, 256, 60), (55_000, 512, 500)):
         for channels in (3, 13):
             scene = {k: v.to(device) for k, v in body_scene(n, channels).items()}
             ms, coverage = time_fwd_bwd(scene, front_camera(size), args.backend, args.repeats)
-            verdict = f"goal {goal} ms: {'met' if ms <= goal else 'MISSED'}" if channels == 3 else ""
+            on_goal = channels == 3 and device == "cpu"  # the goals are for the CPU reference
+            verdict = f"goal {goal} ms: {'met' if ms <= goal else 'MISSED'}" if on_goal else ""
             print(f"{n // 1000:>3}K Gaussians @ {size}^2, C={channels:<2}: fwd+bwd {ms:7.1f} ms  "
                   f"(coverage {coverage:.0%}) {verdict}")
             if args.profile:

@@ -11,7 +11,6 @@ import sys
 from pathlib import Path
 
 STAGES_LATER = {
-    "fit": "fit the body model to a photo and write the Subject into a workspace",
     "generate": "make the training set (driving motions, generated frames, geometry targets)",
     "train": "train the avatar on the training set",
     "animate": "render a motion with a trained avatar",
@@ -51,6 +50,32 @@ def _cmd_motion_convert(args: argparse.Namespace) -> int:
     return 0
 
 
+def _progress_printer(label: str):
+    """A progress callback that redraws one status line on stderr."""
+    def report(fraction: float, message: str) -> None:
+        sys.stderr.write(f"\r{label}: {fraction * 100:5.1f}%  {message:<50}")
+        sys.stderr.flush()
+        if fraction >= 1.0:
+            sys.stderr.write("\n")
+    return report
+
+
+def _cmd_fit(args: argparse.Namespace) -> int:
+    from persona_studio.capture.pipeline import fit_photo
+
+    subject, folder = fit_photo(args.photo, args.workspace, progress=_progress_printer("fit"))
+    m = subject.metrics
+    print(f"fit of {args.photo} in {m['fit_seconds']} s ({subject.body_model['kind']} body model)")
+    print(f"  keypoint reprojection error: {m['keypoint_error_pct_height']:.2f} % of person height "
+          f"(mean over {m['keypoints_scored']} confident body keypoints; max {m['keypoint_error_max_pct_height']:.2f} %)")
+    print(f"  body silhouette inside the person mask: {m['silhouette_inside_mask_pct']:.1f} %")
+    print(f"  person mask covered by the body: {m['mask_covered_pct']:.1f} %")
+    for note in subject.notes:
+        print(f"  note: {note}")
+    print(f"wrote {folder}")
+    return 0
+
+
 def _not_yet(name: str):
     def run(args: argparse.Namespace) -> int:
         print(f"persona-studio {name}: this stage is not part of this build yet", file=sys.stderr)
@@ -85,6 +110,11 @@ def build_parser() -> argparse.ArgumentParser:
     conv.add_argument("--fps", type=float, default=None, help="resample to this frame rate")
     conv.add_argument("--overwrite", action="store_true", help="replace DST if it exists")
     conv.set_defaults(run=_cmd_motion_convert)
+
+    fit = commands.add_parser("fit", help="fit the body model to a photo and write the Subject into a workspace")
+    fit.add_argument("photo", type=Path, help="PNG, JPEG, WebP, BMP or TIFF of one person, whole body")
+    fit.add_argument("-w", "--workspace", type=Path, required=True, help="the avatar's workspace folder")
+    fit.set_defaults(run=_cmd_fit)
 
     for name, text in STAGES_LATER.items():
         stage = commands.add_parser(name, help=text, description=text)

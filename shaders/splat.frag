@@ -1,6 +1,6 @@
 #version 330 core
-// Gaussian falloff with gsplat's alpha rule, written premultiplied for back-to-front blending
-// with glBlendFunc(GL_ONE, GL_ONE_MINUS_SRC_ALPHA).
+// Gaussian falloff with gsplat's alpha rule, written premultiplied for front-to-back blending
+// with glBlendFunc(GL_ONE_MINUS_DST_ALPHA, GL_ONE) (the "under" operator).
 
 flat in vec2 v_mean;
 flat in vec3 v_conic;

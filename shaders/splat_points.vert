@@ -1,5 +1,5 @@
 // (splat_common.glsl goes first.) One point sprite per Gaussian, drawn with glDrawElements in
-// back-to-front order: the element indices are the sorted Gaussian indices. A sprite is the
+// front-to-back order: the element indices are the sorted Gaussian indices. A sprite is the
 // axis-aligned square around the ellipse; the fragment shader evaluates the exact Gaussian.
 
 layout(location = 0) in vec4 a_mean_opacity;

@@ -1,5 +1,5 @@
 // (splat_common.glsl goes first.) One instanced quad per Gaussian, spanning the ellipse's axes:
-// used when a sprite could exceed the largest point size. Instances come in back-to-front order;
+// used when a sprite could exceed the largest point size. Instances come in front-to-back order;
 // a_index is the sorted Gaussian index and the Gaussian is read from texture buffers.
 
 layout(location = 0) in uint a_index;

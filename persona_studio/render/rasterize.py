@@ -12,12 +12,14 @@ centres at +0.5. The camera convention is ``persona_studio.render.camera``'s.
 from __future__ import annotations
 
 import importlib.util
+import numbers
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
 from persona_studio.render.camera import Camera, stack_cameras
+from persona_studio.render.torch_backend import rasterize_torch
 
 BACKENDS = ("torch", "gsplat")
 GPU_INSTALL_HINT = 'pip install "persona-studio[gpu]"'
@@ -35,9 +37,9 @@ def _gsplat_problem(device: torch.device | None) -> str | None:
     if importlib.util.find_spec("gsplat") is None:
         return f"the gsplat package is not installed ({GPU_INSTALL_HINT})"
     if not torch.cuda.is_available():
-        return f"CUDA is not available to this PyTorch ({torch.__version__})"
+        return f"CUDA is not available to PyTorch {torch.__version__} (gsplat needs an NVIDIA GPU and a CUDA build)"
     if device is not None and device.type != "cuda":
-        return f"the Gaussians are on {device}, gsplat renders CUDA tensors"
+        return f"the tensors are on {device}; move the Gaussians and cameras to a CUDA device"
     return None
 
 
@@ -72,7 +74,7 @@ def _check_inputs(means, scales, opacities, features, viewmats, Ks, width, heigh
                   near, far, backend):
     """Validate and broadcast the inputs to [B, N, ...]; raise ValueError saying what to fix."""
     for name, value in (("width", width), ("height", height)):
-        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
             raise ValueError(f"{name} must be a positive int (pixels), got {value!r}")
     if backend not in ("auto", *BACKENDS):
         raise ValueError(f"backend must be 'auto', 'torch' or 'gsplat', got {backend!r}")
@@ -100,8 +102,8 @@ def _check_inputs(means, scales, opacities, features, viewmats, Ks, width, heigh
     C = features.shape[-1]
     features = _batched("features", features, (C,), B, N)
     opacities = _batched("opacities", opacities, (), B, N)
-    if tuple(scales.shape) in ((N,), (B, N)):
-        scales = scales[..., None]
+    if tuple(scales.shape) == (N,) or (tuple(scales.shape) == (B, N) and scales.shape[-1] not in (1, 3)):
+        scales = scales[..., None]  # isotropic; [N, 3] wins the tie when B == N == 3
     if scales.shape[-1:] not in ((1,), (3,)):
         raise ValueError(f"scales must be [N], [N, 1] (isotropic) or [N, 3] (anisotropic) standard "
                          f"deviations in metres, optionally with a leading B, got {list(scales.shape)}")
@@ -120,10 +122,8 @@ def _check_inputs(means, scales, opacities, features, viewmats, Ks, width, heigh
                if x is not None}
     if len(devices) > 1:
         raise ValueError(f"all tensors must be on one device, got {sorted(str(d) for d in devices)}")
-    dtype = means.dtype
-    cast = lambda x: None if x is None else x.to(dtype)  # noqa: E731
-    return (means, cast(scales), cast(opacities), cast(features), cast(viewmats), cast(Ks), cast(quats),
-            cast(background))
+    return tuple(None if x is None else x.to(means.dtype)
+                 for x in (means, scales, opacities, features, viewmats, Ks, quats, background))
 
 
 def rasterize(
@@ -141,12 +141,13 @@ def rasterize(
     antialiased: bool = False,  # Mip-Splatting style opacity compensation (gsplat rasterize_mode="antialiased")
     backend: str = "auto",  # "auto" | "torch" | "gsplat"
 ) -> RasterOutput:
-    """Render Gaussians into B cameras; differentiable w.r.t. every tensor input except the cameras.
+    """Render Gaussians into B cameras; differentiable w.r.t. every tensor (the cameras' included).
 
     Gaussians whose camera-space z lies outside [near, far] are dropped. With ``antialiased`` the
     opacity is multiplied by sqrt(det(cov2d) / det(cov2d + 0.3 I)) so that a Gaussian smaller than
     a pixel fades instead of growing (Mip-Splatting). ``backend="auto"`` uses gsplat for CUDA
     tensors when it is installed, else the PyTorch reference; ``auto_backend`` says which and why.
+    Scales of shape [3, 3] with three cameras read as [N, 3] (three anisotropic Gaussians).
     """
     means, scales, opacities, features, viewmats, Ks, quats, background = _check_inputs(
         means, scales, opacities, features, viewmats, Ks, width, height, quats, background, near, far, backend)
@@ -155,12 +156,11 @@ def rasterize(
     if backend == "gsplat":
         problem = _gsplat_problem(means.device)
         if problem is not None:
-            raise RuntimeError(f'backend="gsplat" cannot run: {problem}. Install a CUDA build of PyTorch and '
-                               f'{GPU_INSTALL_HINT} on a machine with an NVIDIA GPU, or use backend="torch".')
+            raise RuntimeError(f'backend="gsplat" cannot run: {problem}. backend="torch" runs anywhere.')
         from persona_studio.render.gsplat_backend import rasterize_gsplat as render
     else:
-        from persona_studio.render.torch_backend import rasterize_torch as render
-    image, alpha, depth = render(means, scales, opacities, features, viewmats, Ks, width, height, quats,
+        render = rasterize_torch
+    image, alpha, depth = render(means, scales, opacities, features, viewmats, Ks, int(width), int(height), quats,
                                  background, near, far, antialiased)
     return RasterOutput(image, alpha, depth)
 

@@ -1,4 +1,4 @@
-"""Back-to-front draw order for alpha-blended splats, recomputed only when it can change.
+"""Front-to-back draw order for alpha-blended splats, recomputed only when it can change.
 
 The order is by camera-space depth of the Gaussian centres (what gsplat sorts by). Depth is
 ``z = forward . mean + t_z``: the translation adds the same constant to every Gaussian, so the
@@ -14,8 +14,8 @@ import numpy as np
 FORWARD_TOLERANCE = 1e-7
 
 
-def back_to_front_order(means: np.ndarray, forward: np.ndarray) -> np.ndarray:
-    """[N] uint32 indices of ``means`` [N, 3] sorted by decreasing depth along ``forward`` [3].
+def front_to_back_order(means: np.ndarray, forward: np.ndarray) -> np.ndarray:
+    """[N] uint32 indices of ``means`` [N, 3] sorted by increasing depth along ``forward`` [3].
 
     Depths are quantised to 31 bits over their range and sorted with two stable 16-bit radix
     passes (numpy uses a radix sort for uint16), about 3x faster than ``argsort`` on float keys
@@ -27,7 +27,7 @@ def back_to_front_order(means: np.ndarray, forward: np.ndarray) -> np.ndarray:
         return np.zeros(0, dtype=np.uint32)
     lo, hi = depth.min(), depth.max()
     scale = np.float32(2.0**31 / (hi - lo)) if hi > lo else np.float32(0.0)  # keys <= 2**31: no overflow
-    key = ((hi - depth) * scale).astype(np.uint32)  # [N] 0 = farthest
+    key = ((depth - lo) * scale).astype(np.uint32)  # [N] 0 = nearest
     low_pass = np.argsort((key & 0xFFFF).astype(np.uint16), kind="stable")
     high = (key >> 16).astype(np.uint16)
     return low_pass[np.argsort(high[low_pass], kind="stable")].astype(np.uint32)
@@ -43,7 +43,7 @@ class DepthSorter:
         self._means_version: int | None = None
 
     def order(self, means: np.ndarray, means_version: int, forward: np.ndarray) -> tuple[np.ndarray, bool]:
-        """(order, sorted_now) for ``means`` [N, 3] seen along ``forward`` [3].
+        """(front-to-back order, sorted_now) for ``means`` [N, 3] seen along ``forward`` [3].
 
         ``means_version`` must change whenever the means change (the caller bumps it on upload).
         """
@@ -52,11 +52,8 @@ class DepthSorter:
                 and self._forward is not None
                 and np.abs(forward - self._forward).max() <= FORWARD_TOLERANCE):
             return self._order, False
-        self._order = back_to_front_order(means, forward)
+        self._order = front_to_back_order(means, forward)
         self._forward = forward
         self._means_version = means_version
         self.sort_count += 1
         return self._order, True
-
-    def invalidate(self) -> None:
-        self._order = None

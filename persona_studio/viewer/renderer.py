@@ -1,15 +1,22 @@
 """Synchronous OpenGL splat renderer: Gaussians (+ skeleton / mesh overlays) -> float32 RGBA image.
 
-Pipeline per frame: upload what changed (``glBufferSubData`` into texture buffers), re-sort the
-Gaussians back to front only when the view direction or the means changed (:mod:`depth_sort`),
-draw one point sprite (or instanced quad) per Gaussian with the EWA projection done in the vertex
-shader (``shaders/splat_common.glsl``), draw overlays on top, read the framebuffer back as [H, W, 4] float32 in [0, 1], top row first.
+Per frame: upload the arrays that changed (``glBufferSubData``), re-sort the Gaussians front to
+back only when the view direction or the means changed (:mod:`depth_sort`), draw one point sprite
+(or instanced quad) per Gaussian with the EWA projection in the vertex shader
+(``shaders/splat_common.glsl``) and the Gaussian falloff in the fragment shader, composite the
+background under them, draw the overlays on top and read the image back as [H, W, 4] float32 in
+[0, 1], top row first.
 
-Image formation matches the project's differentiable rasteriser (gsplat's rules): same camera
-convention (OpenCV R, t and pixel intrinsics, pixel centres at +0.5), same 2D covariance with
-0.3 px^2 dilation, ``alpha = min(MAX_ALPHA, opacity * exp(-maha^2 / 2))``, fragments below 1/255
-dropped, ordered by camera depth of the centres. Colours are composited over the background:
-``rgb = sum_i T_i a_i c_i + T_N * background``.
+Image formation follows the project's differentiable rasteriser (gsplat's rules): the camera
+convention of ``persona_studio.render.camera`` (OpenCV R, t, pixel intrinsics, pixel centres at
++0.5), the same 2D covariance with 0.3 px^2 dilation, ``alpha = min(0.999, opacity exp(-maha^2/2))``,
+fragments below 1/255 dropped, ordering by the camera depth of the centres, and
+``rgb = sum_i T_i a_i c_i + T_N background``.
+
+Speed on a software rasteriser (Mesa llvmpipe) is bounded by fill rate, so the footprint is the
+ellipse's box out to where alpha falls below 1/255 (at most 3 standard deviations), and splats are
+blended front to back in a few batches: between batches, pixels that became opaque are closed in
+the depth buffer, so the early depth test skips what lies behind them (gsplat's early termination).
 
 The renderer owns a GL context current on the thread that built it; use it from that thread only
 (:class:`persona_studio.viewer.render_thread.RenderThread` runs one on its own thread).
@@ -18,6 +25,7 @@ The renderer owns a GL context current on the thread that built it; use it from 
 from __future__ import annotations
 
 import ctypes
+import itertools
 import math
 import time
 from dataclasses import dataclass
@@ -31,13 +39,23 @@ from persona_studio.render.camera import Camera
 from persona_studio.viewer.depth_sort import DepthSorter
 from persona_studio.viewer.gl_context import HiddenGLContext
 from persona_studio.viewer.glsl import SHADER_DIR, Program
-from persona_studio.viewer.scene import (GaussianArrays, gaussian_arrays, mesh_edges, replace_gaussian_arrays,
-                                         skeleton_segments, to_numpy)
+from persona_studio.viewer.scene import (
+    GaussianArrays,
+    gaussian_arrays,
+    mesh_edges,
+    replace_gaussian_arrays,
+    skeleton_segments,
+    to_numpy,
+)
 
-MAX_ALPHA = 0.99  # the project rasteriser's cap on one Gaussian's alpha
+MAX_ALPHA = 0.999  # cap on one Gaussian's alpha (gsplat, and the project rasteriser)
 EPS_2D = 0.3  # pixels^2 added to the 2D covariance diagonal (gsplat's eps2d)
 MAX_SIGMA = 3.0  # footprint half-extent cap, in standard deviations
 MAX_GUARD_BAND = 256  # pixels; also caps the point sprite size at twice this
+SATURATION_PASSES = 4  # front-to-back batches; saturated pixels are closed between batches
+SATURATED_ALPHA_8BIT = 254.0 / 255.0  # RGBA8 alpha at which a pixel is done (transmittance <= 1/255)
+SATURATED_ALPHA_FLOAT = 1.0 - 1e-4  # float targets: gsplat's transmittance threshold
+ACCUMULATED_UNIT = 7  # texture unit the saturation pass reads the colour target from
 
 
 class RenderMode(str, Enum):
@@ -58,6 +76,8 @@ _SHADER_MODE = {RenderMode.RGB: 0, RenderMode.PARTS: 0, RenderMode.DEPTH: 1, Ren
 
 @dataclass(frozen=True)
 class RenderOptions:
+    """What to draw and how; cheap to make, compared by value."""
+
     mode: RenderMode = RenderMode.RGB
     background: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 1.0)  # straight (not premultiplied) RGBA
     show_skeleton: bool = True  # when a skeleton was given
@@ -104,6 +124,19 @@ def _rgba_texels(values: np.ndarray, w: np.ndarray | float = 0.0) -> np.ndarray:
     out[:, :3] = values
     out[:, 3] = w
     return out
+
+
+def _set_blending_state(close_test: bool) -> None:
+    """GL state for splats: front-to-back blending ``dst += (1 - dst.a) src``; with ``close_test``,
+    the depth test rejects fragments where a closed pixel holds depth 0.5 (splats are drawn at 0.5)."""
+    if close_test:
+        GL.glEnable(GL.GL_DEPTH_TEST)
+        GL.glDepthFunc(GL.GL_LESS)
+    else:
+        GL.glDisable(GL.GL_DEPTH_TEST)
+    GL.glDepthMask(GL.GL_FALSE)
+    GL.glEnable(GL.GL_BLEND)
+    GL.glBlendFunc(GL.GL_ONE_MINUS_DST_ALPHA, GL.GL_ONE)
 
 
 class _GaussianBuffer:
@@ -163,13 +196,15 @@ class _ArrayBuffer:
 
 
 class _Target:
-    """A framebuffer object with one colour texture of ``internal_format`` (+ optional depth)."""
+    """A framebuffer object with one colour texture of ``internal_format`` and a depth buffer, plus a
+    depth-only framebuffer on the same depth buffer (for marking saturated pixels while the colour
+    texture is read)."""
 
-    def __init__(self, internal_format: int, depth: bool) -> None:
+    def __init__(self, internal_format: int) -> None:
         self.internal_format = internal_format
-        self.fbo = GL.glGenFramebuffers(1)
+        self.fbo, self.depth_fbo = GL.glGenFramebuffers(2)
         self.color = GL.glGenTextures(1)
-        self.depth = GL.glGenRenderbuffers(1) if depth else None
+        self.depth = GL.glGenRenderbuffers(1)
         self.size = (0, 0)
 
     def resize(self, width: int, height: int) -> None:
@@ -179,22 +214,29 @@ class _Target:
         GL.glTexImage2D(GL.GL_TEXTURE_2D, 0, self.internal_format, width, height, 0, GL.GL_RGBA, GL.GL_FLOAT, None)
         GL.glTexParameteri(GL.GL_TEXTURE_2D, GL.GL_TEXTURE_MIN_FILTER, GL.GL_NEAREST)
         GL.glTexParameteri(GL.GL_TEXTURE_2D, GL.GL_TEXTURE_MAG_FILTER, GL.GL_NEAREST)
+        GL.glBindRenderbuffer(GL.GL_RENDERBUFFER, self.depth)
+        GL.glRenderbufferStorage(GL.GL_RENDERBUFFER, GL.GL_DEPTH_COMPONENT24, width, height)
         GL.glBindFramebuffer(GL.GL_FRAMEBUFFER, self.fbo)
         GL.glFramebufferTexture2D(GL.GL_FRAMEBUFFER, GL.GL_COLOR_ATTACHMENT0, GL.GL_TEXTURE_2D, self.color, 0)
-        if self.depth is not None:
-            GL.glBindRenderbuffer(GL.GL_RENDERBUFFER, self.depth)
-            GL.glRenderbufferStorage(GL.GL_RENDERBUFFER, GL.GL_DEPTH_COMPONENT24, width, height)
-            GL.glFramebufferRenderbuffer(GL.GL_FRAMEBUFFER, GL.GL_DEPTH_ATTACHMENT, GL.GL_RENDERBUFFER, self.depth)
+        GL.glFramebufferRenderbuffer(GL.GL_FRAMEBUFFER, GL.GL_DEPTH_ATTACHMENT, GL.GL_RENDERBUFFER, self.depth)
+        self._check(width, height)
+        GL.glBindFramebuffer(GL.GL_FRAMEBUFFER, self.depth_fbo)
+        GL.glFramebufferRenderbuffer(GL.GL_FRAMEBUFFER, GL.GL_DEPTH_ATTACHMENT, GL.GL_RENDERBUFFER, self.depth)
+        GL.glDrawBuffer(GL.GL_NONE)
+        GL.glReadBuffer(GL.GL_NONE)
+        self._check(width, height)
+        self.size = (width, height)
+
+    @staticmethod
+    def _check(width: int, height: int) -> None:
         status = GL.glCheckFramebufferStatus(GL.GL_FRAMEBUFFER)
         if status != GL.GL_FRAMEBUFFER_COMPLETE:
             raise RuntimeError(f"framebuffer {width}x{height} incomplete (status {status:#x})")
-        self.size = (width, height)
 
     def delete(self) -> None:
-        GL.glDeleteFramebuffers(1, [self.fbo])
+        GL.glDeleteFramebuffers(2, [self.fbo, self.depth_fbo])
         GL.glDeleteTextures([self.color])
-        if self.depth is not None:
-            GL.glDeleteRenderbuffers(1, [self.depth])
+        GL.glDeleteRenderbuffers(1, [self.depth])
 
 
 @dataclass
@@ -248,10 +290,12 @@ class SplatRenderer:
         self._resolve_program = Program("fullscreen.vert", "depth_resolve.frag", shader_dir)
         self._segment_program = Program("segment.vert", "segment.frag", shader_dir)
         self._mesh_program = Program("mesh_depth.vert", "depth_only.frag", shader_dir)
+        self._saturation_program = Program("fullscreen.vert", "saturation.frag", shader_dir)
+        self._solid_program = Program("fullscreen.vert", "solid.frag", shader_dir)
         largest_point = float(GL.glGetFloatv(GL.GL_POINT_SIZE_RANGE)[1])
         self._margin = int(min(largest_point // 2, MAX_GUARD_BAND))  # pixels around the image
         self._arrays = {name: _GaussianBuffer() for name in ("mean_opacity", "scale", "quat", "color", "normal", "part")}
-        self._order = _ArrayBuffer()  # [N] uint32 back-to-front indices
+        self._order = _ArrayBuffer()  # [N] uint32 Gaussian indices, front to back
 
         self._points_vao = GL.glGenVertexArrays(1)  # the order buffer as element indices
         GL.glBindVertexArray(self._points_vao)
@@ -288,8 +332,8 @@ class SplatRenderer:
         self._empty_vao = GL.glGenVertexArrays(1)  # core profile draws need a bound VAO
         GL.glBindVertexArray(0)
 
-        self._output = _Target(GL.GL_RGBA8, depth=True)
-        self._accumulation = _Target(GL.GL_RGBA32F, depth=False)  # depth mode: sum w z needs floats
+        self._output = _Target(GL.GL_RGBA8)
+        self._accumulation = _Target(GL.GL_RGBA32F)  # depth mode: sum w z needs floats
         GL.glPixelStorei(GL.GL_PACK_ALIGNMENT, 1)
         GL.glEnable(GL.GL_PROGRAM_POINT_SIZE)
 
@@ -391,11 +435,11 @@ class SplatRenderer:
         timings.primitive = "points" if self._sprites_fit(camera, options) else "quads"
         if options.mode is RenderMode.DEPTH:
             self._accumulation.resize(framebuffer.width, framebuffer.height)
-            self._draw_splats(camera, options, self._accumulation, np.zeros(4, dtype=np.float32), timings.primitive)
+            self._draw_splats(camera, options, self._accumulation, timings.primitive)
             self._resolve_depth(camera, options, background)
         else:
-            clear = np.array([0, 0, 0, 1], dtype=np.float32) if options.mode is RenderMode.ALPHA else background
-            self._draw_splats(camera, options, self._output, clear, timings.primitive)
+            self._draw_splats(camera, options, self._output, timings.primitive)
+            self._composite_under(np.array([0, 0, 0, 1], np.float32) if options.mode is RenderMode.ALPHA else background)
         self._draw_overlays(framebuffer, options)
         GL.glFinish()
         timings.draw_ms = (time.perf_counter() - start) * 1e3
@@ -448,21 +492,19 @@ class SplatRenderer:
             texels = sources[name]()
             if texels is not None:
                 self._arrays[name].upload(texels)
-        if 4 * g.count > self._order.capacity:
-            self._sorter.invalidate()  # a new, larger order buffer is filled right after
         self._pending_upload = set()
 
-    def _draw_splats(self, camera: Camera, options: RenderOptions, target: _Target, clear: np.ndarray,
-                     primitive: str) -> None:
+    def _draw_splats(self, camera: Camera, options: RenderOptions, target: _Target, primitive: str) -> None:
+        """Splats front to back into ``target`` (cleared to transparent), in SATURATION_PASSES batches;
+        after each batch but the last, pixels that became opaque are closed to later batches."""
         GL.glBindFramebuffer(GL.GL_FRAMEBUFFER, target.fbo)
-        GL.glClearColor(*(float(v) for v in clear))
+        GL.glClearColor(0.0, 0.0, 0.0, 0.0)
+        GL.glClearDepth(1.0)
+        GL.glDepthMask(GL.GL_TRUE)
         GL.glClear(GL.GL_COLOR_BUFFER_BIT | GL.GL_DEPTH_BUFFER_BIT)
         count = self.gaussian_count
         if not count:
             return
-        GL.glDisable(GL.GL_DEPTH_TEST)
-        GL.glEnable(GL.GL_BLEND)
-        GL.glBlendFunc(GL.GL_ONE, GL.GL_ONE_MINUS_SRC_ALPHA)
         color_source = self._arrays[{RenderMode.NORMALS: "normal", RenderMode.PARTS: "part"}.get(options.mode, "color")]
         program = self._points_program if primitive == "points" else self._quads_program
         program.use()
@@ -480,7 +522,6 @@ class SplatRenderer:
             program.set("u_max_point_size", 2.0 * self._margin)
             GL.glBindVertexArray(self._points_vao)
             color_source.bind_attribute(3)
-            GL.glDrawElements(GL.GL_POINTS, count, GL.GL_UNSIGNED_INT, None)
         else:
             for unit, (uniform, array) in enumerate((("u_mean_opacity", self._arrays["mean_opacity"]),
                                                      ("u_scale", self._arrays["scale"]),
@@ -488,11 +529,51 @@ class SplatRenderer:
                 array.bind_texture(unit)
                 program.set(uniform, unit)
             GL.glBindVertexArray(self._quads_vao)
-            GL.glDrawArraysInstanced(GL.GL_TRIANGLE_STRIP, 0, 4, count)
+        vao = self._points_vao if primitive == "points" else self._quads_vao
+        opaque_alpha = SATURATED_ALPHA_8BIT if target is self._output else SATURATED_ALPHA_FLOAT
+        bounds = np.linspace(0, count, SATURATION_PASSES + 1).round().astype(int)
+        for batch, (first, last) in enumerate(itertools.pairwise(bounds)):
+            if batch:
+                self._close_saturated_pixels(target, opaque_alpha)
+                program.use()
+                GL.glBindVertexArray(vao)
+            _set_blending_state(close_test=batch > 0)
+            if primitive == "points":
+                GL.glDrawElements(GL.GL_POINTS, int(last - first), GL.GL_UNSIGNED_INT, ctypes.c_void_p(4 * int(first)))
+            else:
+                GL.glBindBuffer(GL.GL_ARRAY_BUFFER, self._order.buffer)
+                GL.glVertexAttribIPointer(0, 1, GL.GL_UNSIGNED_INT, 4, ctypes.c_void_p(4 * int(first)))
+                GL.glDrawArraysInstanced(GL.GL_TRIANGLE_STRIP, 0, 4, int(last - first))
+        GL.glDisable(GL.GL_DEPTH_TEST)
+
+    def _close_saturated_pixels(self, target: _Target, opaque_alpha: float) -> None:
+        """Write depth 0.5 where ``target``'s accumulated alpha reached ``opaque_alpha``."""
+        GL.glBindFramebuffer(GL.GL_FRAMEBUFFER, target.depth_fbo)
+        GL.glDisable(GL.GL_BLEND)
+        GL.glEnable(GL.GL_DEPTH_TEST)
+        GL.glDepthFunc(GL.GL_ALWAYS)
+        GL.glDepthMask(GL.GL_TRUE)
+        program = self._saturation_program
+        program.use()
+        GL.glActiveTexture(GL.GL_TEXTURE0 + ACCUMULATED_UNIT)
+        GL.glBindTexture(GL.GL_TEXTURE_2D, target.color)
+        program.set("u_accumulated", ACCUMULATED_UNIT)
+        program.set("u_opaque_alpha", float(opaque_alpha))
+        GL.glBindVertexArray(self._empty_vao)
+        GL.glDrawArrays(GL.GL_TRIANGLES, 0, 3)
+        GL.glBindFramebuffer(GL.GL_FRAMEBUFFER, target.fbo)
+
+    def _composite_under(self, background: np.ndarray) -> None:
+        """Blend the (premultiplied) background under what the splats left in the output target."""
+        GL.glBindFramebuffer(GL.GL_FRAMEBUFFER, self._output.fbo)
+        _set_blending_state(close_test=False)
+        self._solid_program.use()
+        self._solid_program.set("u_color", background)
+        GL.glBindVertexArray(self._empty_vao)
+        GL.glDrawArrays(GL.GL_TRIANGLES, 0, 3)
 
     def _resolve_depth(self, camera: Camera, options: RenderOptions, background: np.ndarray) -> None:
         GL.glBindFramebuffer(GL.GL_FRAMEBUFFER, self._output.fbo)
-        GL.glClear(GL.GL_DEPTH_BUFFER_BIT)
         GL.glDisable(GL.GL_BLEND)
         program = self._resolve_program
         program.use()
@@ -520,6 +601,8 @@ class SplatRenderer:
         if mesh is None and skeleton is None:
             return
         GL.glBindFramebuffer(GL.GL_FRAMEBUFFER, self._output.fbo)
+        GL.glDepthMask(GL.GL_TRUE)
+        GL.glClear(GL.GL_DEPTH_BUFFER_BIT)
         projection = gl_projection(framebuffer, options.near, options.far)
         if mesh is not None:  # hidden-line wireframe: the mesh's own depth hides its back edges
             GL.glDisable(GL.GL_BLEND)
@@ -592,7 +675,7 @@ class SplatRenderer:
             return
         self._context.make_current()
         for program in (self._points_program, self._quads_program, self._resolve_program, self._segment_program,
-                        self._mesh_program):
+                        self._mesh_program, self._saturation_program, self._solid_program):
             program.delete()
         for buf in (*self._arrays.values(), self._order, self._bones, self._joints, self._edges,
                     self._mesh_vertices, self._mesh_faces):
@@ -603,7 +686,7 @@ class SplatRenderer:
         self._accumulation.delete()
         self._context.destroy()
 
-    def __enter__(self) -> "SplatRenderer":
+    def __enter__(self) -> SplatRenderer:
         return self
 
     def __exit__(self, *exc) -> None:

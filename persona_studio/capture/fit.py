@@ -1,0 +1,266 @@
+"""Single-image SMPL-X fit, SMPLify-X style, against whole-body 2D keypoints and the person mask.
+
+The camera is a pinhole with a focal length from a field-of-view prior, looking along the world's -Z
+(so a body with identity orientation faces it); the fit optimises the camera translation, the global
+orientation, body, hand and jaw poses, expression and shape (betas) in stages, from the torso out.
+Keypoints count through a robust (Geman-McClure) error, confidence-weighted. The mask enters through a
+silhouette rendered with ``render.rasterize``: a strong term keeps the body inside the mask, a weak one
+pulls it towards covering it, so that loose clothes, hair or a carried bag do not inflate the body.
+Priors keep poses human (joint limits: knees and elbows do not bend backwards, fingers not past flat)
+and the shape near the mean, since no learnt pose prior can be downloaded here.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import torch
+
+from persona_studio.body.model import BodyModel
+from persona_studio.body.skeleton import JOINT_INDEX as J
+from persona_studio.capture import landmarks
+from persona_studio.render.camera import Camera
+from persona_studio.render.rasterize import rasterize
+
+FOV_PRIOR_DEG = 55.0  # field of view across the image's longer side
+CAMERA_R = np.diag([1.0, -1.0, -1.0])  # world (Y up, body facing +Z) -> OpenCV camera in front of it
+SILHOUETTE_SIDE = 224  # pixels of the longer side the silhouette is rendered at
+
+
+@dataclass
+class FitSettings:
+    iterations: tuple[int, int, int] = (40, 120, 60)  # torso/camera, body, everything + silhouette
+    num_betas: int = 10
+    silhouette_outside_weight: float = 2.0  # per unit share of the body outside the mask
+    silhouette_cover_weight: float = 0.3  # per unit share of the mask the body leaves uncovered
+    shape_prior_weight: float = 0.02
+    seed: int = 0
+
+
+@dataclass
+class FitResult:
+    params: dict[str, np.ndarray]  # smplx keywords (no batch): betas, global_orient, body_pose [63], ...
+    camera: Camera
+    metrics: dict[str, float]
+    stages_seconds: list[float] = field(default_factory=list)
+
+
+def focal_from_fov(width: int, height: int, fov_deg: float = FOV_PRIOR_DEG) -> float:
+    return 0.5 * max(width, height) / math.tan(math.radians(fov_deg) / 2)
+
+
+def geman_mcclure(residual_sq: torch.Tensor, sigma_sq: float) -> torch.Tensor:
+    """Robust error of squared residuals: ~ r^2 for small r, saturating at 1 for outliers."""
+    return residual_sq / (residual_sq + sigma_sq)
+
+
+def project(points: torch.Tensor, cam_t: torch.Tensor, focal: float, centre: torch.Tensor) -> torch.Tensor:
+    """[..., 3] world points -> [..., 2] pixels for the fit camera (R = CAMERA_R, t = cam_t)."""
+    R = torch.as_tensor(CAMERA_R, dtype=points.dtype)
+    cam = points @ R.T + cam_t
+    return cam[..., :2] / cam[..., 2:3].clamp_min(1e-3) * focal + centre
+
+
+def joint_limit_penalty(body_pose: torch.Tensor, left_hand: torch.Tensor, right_hand: torch.Tensor) -> torch.Tensor:
+    """Hinge penalties on anatomically impossible bends ([21, 3], [15, 3], [15, 3] axis-angle)."""
+    relu = torch.relu
+    knees = body_pose[[J["left_knee"] - 1, J["right_knee"] - 1]]
+    elbow_l, elbow_r = body_pose[J["left_elbow"] - 1], body_pose[J["right_elbow"] - 1]
+    penalty = relu(-knees[:, 0]).pow(2).sum() + knees[:, 1:].pow(2).sum()  # knees flex about +X only
+    penalty = penalty + relu(elbow_l[1]).pow(2) + relu(-elbow_r[1]).pow(2)  # elbows flex about -Y / +Y
+    penalty = penalty + 0.5 * (elbow_l[[0, 2]].pow(2).sum() + elbow_r[[0, 2]].pow(2).sum())
+    spine = body_pose[[J["spine1"] - 1, J["spine2"] - 1, J["spine3"] - 1]]
+    penalty = penalty + 0.5 * relu(spine.abs() - 0.4).pow(2).sum()
+    fingers = slice(0, 12)  # index, middle, pinky, ring: no bending backwards past flat
+    penalty = penalty + relu(left_hand[fingers, 2]).pow(2).sum() + relu(-right_hand[fingers, 2]).pow(2).sum()
+    return penalty
+
+
+def fit_smplx(image_size: tuple[int, int], body: np.ndarray, left_hand: np.ndarray, right_hand: np.ndarray,
+              face: np.ndarray, mask: np.ndarray, person_px: float, model: BodyModel,
+              settings: FitSettings | None = None,
+              progress: Callable[[float, str], None] | None = None,
+              cancelled: Callable[[], bool] | None = None) -> FitResult:
+    """Fit ``model`` to one photo's detections.
+
+    ``image_size`` is (width, height) of the working image the landmarks are in (pixels); ``body`` [33, 3],
+    hands [21, 3], ``face`` [478, 3] are (x, y, confidence); ``mask`` [H, W] in [0, 1]; ``person_px`` the
+    person's height in pixels (the scale of the keypoint error).
+    """
+    settings = settings or FitSettings()
+    torch.manual_seed(settings.seed)
+    width, height = image_size
+    focal = focal_from_fov(width, height)
+    centre = torch.tensor([width / 2, height / 2], dtype=torch.float32)
+    ids, xy, weights = landmarks.targets(body, left_hand, right_hand, face)
+    ids_t, xy_t, w_t = torch.as_tensor(ids), torch.as_tensor(xy), torch.as_tensor(weights)
+    sigma_sq = (0.04 * person_px) ** 2
+
+    n_expr = model.layer.num_expression_coeffs
+    p = {
+        "betas": torch.zeros(1, settings.num_betas), "global_orient": torch.zeros(1, 3),
+        "body_pose": torch.zeros(1, 63), "left_hand_pose": torch.zeros(1, 45),
+        "right_hand_pose": torch.zeros(1, 45), "jaw_pose": torch.zeros(1, 3),
+        "expression": torch.zeros(1, n_expr),
+    }
+    # Arms start relaxed down, the way people stand in photos, rather than in the T-pose.
+    p["body_pose"].view(21, 3)[J["left_shoulder"] - 1, 2] = -1.1
+    p["body_pose"].view(21, 3)[J["right_shoulder"] - 1, 2] = 1.1
+    if body[11, 0] < body[12, 0]:  # subject's left shoulder on the image left: we see the back
+        p["global_orient"][0, 1] = math.pi
+    cam_t = _initial_translation(model, body, focal, centre, person_px)
+    for tensor in (*p.values(), cam_t):
+        tensor.requires_grad_(True)
+
+    silhouette = _SilhouetteTerm(mask, focal, width, height, model)
+    torso = torch.isin(ids_t, torch.tensor([J["left_shoulder"], J["right_shoulder"], J["left_hip"], J["right_hip"]]))
+    body_ids = torch.tensor([joint for joint, _ in landmarks.POSE_TO_JOINT.values()])
+    is_body = torch.isin(ids_t, body_ids)
+
+    def loss_fn(stage: int) -> tuple[torch.Tensor, dict[str, float]]:
+        out = model.forward(**p)
+        pred = project(out.joints[0, ids_t], cam_t, focal, centre)
+        err = geman_mcclure((pred - xy_t).pow(2).sum(-1), sigma_sq)
+        use = torso if stage == 0 else is_body if stage == 1 else torch.ones_like(is_body)
+        kp = (w_t * err * use).sum() / (w_t * use).sum().clamp_min(1e-6)
+        bp = p["body_pose"].view(21, 3)
+        lh, rh = p["left_hand_pose"].view(15, 3), p["right_hand_pose"].view(15, 3)
+        prior = ((0.02 if stage < 2 else 0.008) * bp.pow(2).sum()
+                 + 1.0 * joint_limit_penalty(bp, lh, rh)
+                 + settings.shape_prior_weight * p["betas"].pow(2).sum()
+                 + 0.01 * (lh.pow(2).sum() + rh.pow(2).sum())
+                 + 0.01 * p["expression"].pow(2).sum() + 0.05 * p["jaw_pose"].pow(2).sum())
+        terms = {"keypoints": kp, "prior": 0.02 * prior}
+        if stage == 2:
+            outside, uncovered = silhouette(out.vertices[0], cam_t)
+            terms["silhouette_outside"] = settings.silhouette_outside_weight * outside
+            terms["silhouette_cover"] = settings.silhouette_cover_weight * uncovered
+        total = sum(terms.values())
+        return total, {k: float(v.detach()) for k, v in terms.items()}
+
+    stage_params = [
+        [cam_t, p["global_orient"]],
+        [cam_t, p["global_orient"], p["body_pose"], p["betas"]],
+        list(p.values()) + [cam_t],
+    ]
+    lrs = [0.03, 0.02, 0.01]
+    stage_times = []
+    total_iters = sum(settings.iterations)
+    done = 0
+    for stage, (params, iters) in enumerate(zip(stage_params, settings.iterations)):
+        t0 = time.time()
+        opt = torch.optim.Adam(params, lr=lrs[stage])
+        for i in range(iters):
+            if cancelled is not None and cancelled():
+                raise InterruptedError("fit cancelled")
+            opt.zero_grad()
+            loss, _ = loss_fn(stage)
+            loss.backward()
+            cam_t.grad[2] *= 10.0  # depth moves the image slowly: speed it up
+            opt.step()
+            done += 1
+            if progress is not None and i % 10 == 0:
+                progress(done / total_iters, f"fitting: stage {stage + 1}/3")
+        stage_times.append(time.time() - t0)
+
+    params = {k: v.detach()[0].numpy().copy() for k, v in p.items()}
+    params.update(leye_pose=np.zeros(3, np.float32), reye_pose=np.zeros(3, np.float32),
+                  transl=np.zeros(3, np.float32))  # eyes look ahead; the camera carries the translation
+    camera = Camera(CAMERA_R, cam_t.detach().numpy().astype(np.float64), focal, focal,
+                    width / 2, height / 2, width, height)
+    with torch.no_grad():
+        out = model.forward(**p)
+        metrics = fit_metrics(out, ids, xy, weights, body, mask, camera, model, person_px)
+    return FitResult(params=params, camera=camera, metrics=metrics, stages_seconds=stage_times)
+
+
+def _initial_translation(model: BodyModel, body: np.ndarray, focal: float, centre: torch.Tensor,
+                         person_px: float) -> torch.Tensor:
+    """Depth from the torso's pixel length against the model's, x/y from the torso centre."""
+    with torch.no_grad():
+        rest = model.forward()
+    joints, vertices = rest.joints[0], rest.vertices[0]
+    shoulders = (joints[J["left_shoulder"]] + joints[J["right_shoulder"]]) / 2
+    hips = (joints[J["left_hip"]] + joints[J["right_hip"]]) / 2
+    torso_m = float((shoulders - hips).norm())
+    s2d = (body[11, :2] + body[12, :2]) / 2
+    h2d = (body[23, :2] + body[24, :2]) / 2
+    torso_px = float(np.linalg.norm(s2d - h2d))
+    height_m = float(vertices[:, 1].max() - vertices[:, 1].min())
+    depth = focal * torso_m / torso_px if torso_px > 10 else focal * height_m / person_px
+    mid = torch.as_tensor((s2d + h2d) / 2, dtype=torch.float32)
+    torso_centre = ((shoulders + hips) / 2) * torch.tensor([1.0, -1.0, -1.0])  # in camera axes
+    xy = (mid - centre) / focal * depth - torso_centre[:2]
+    return torch.tensor([float(xy[0]), float(xy[1]), depth - float(torso_centre[2])])
+
+
+class _SilhouetteTerm:
+    """Differentiable silhouette of the body (its vertices as small Gaussians) against the mask."""
+
+    def __init__(self, mask: np.ndarray, focal: float, width: int, height: int, model: BodyModel):
+        self.scale = SILHOUETTE_SIDE / max(width, height)
+        self.size = (max(1, round(width * self.scale)), max(1, round(height * self.scale)))
+        from PIL import Image
+
+        small = Image.fromarray((np.clip(mask, 0, 1) * 255).astype(np.uint8)).resize(self.size, Image.BILINEAR)
+        self.mask = torch.as_tensor(np.asarray(small, dtype=np.float32) / 255.0)  # [h, w]
+        f = focal * self.scale
+        self.K = torch.tensor([[f, 0, self.size[0] / 2], [0, f, self.size[1] / 2], [0, 0, 1.0]])[None]
+        edges = model.faces[:, :2]
+        with torch.no_grad():
+            v = model.v_template
+            spacing = (v[edges[:, 0]] - v[edges[:, 1]]).norm(dim=1).median()
+        self.radius = float(spacing) * 0.8
+
+    def render(self, vertices: torch.Tensor, cam_t: torch.Tensor) -> torch.Tensor:
+        """[V, 3] vertices -> [h, w] alpha."""
+        top = torch.cat([torch.as_tensor(CAMERA_R, dtype=torch.float32), cam_t[:, None]], 1)
+        view = torch.cat([top, torch.tensor([[0.0, 0.0, 0.0, 1.0]])], 0)[None]  # [1, 4, 4]
+        n = vertices.shape[0]
+        out = rasterize(vertices, torch.full((n,), self.radius), torch.ones(n), torch.ones(n, 1), view, self.K,
+                        self.size[0], self.size[1], backend="torch")
+        return out.alpha[0, ..., 0]
+
+    def __call__(self, vertices: torch.Tensor, cam_t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        alpha = self.render(vertices, cam_t)
+        outside = (alpha * (1 - self.mask)).sum() / alpha.sum().clamp_min(1.0)
+        uncovered = (self.mask * (1 - alpha)).sum() / self.mask.sum().clamp_min(1.0)
+        return outside, uncovered
+
+
+def rasterize_body_mask(vertices: np.ndarray, faces: np.ndarray, camera: Camera) -> np.ndarray:
+    """[H, W] bool: the pixels the posed mesh covers (triangle rasterisation, exact silhouette)."""
+    from PIL import Image, ImageDraw
+
+    uvz = camera.project(vertices)
+    img = Image.new("L", (camera.width, camera.height), 0)
+    draw = ImageDraw.Draw(img)
+    for tri in uvz[faces]:
+        if (tri[:, 2] > 0).all():
+            draw.polygon([(float(u), float(v)) for u, v, _ in tri], fill=255)
+    return np.asarray(img) > 0
+
+
+def fit_metrics(out, ids, xy, weights, body, mask, camera: Camera, model: BodyModel, person_px: float) -> dict:
+    """The figures a person judges a fit by (percentages of the person's height / of areas)."""
+    joints = out.joints[0].numpy()
+    uv = camera.project(joints)[:, :2]
+    scored = [landmarks.POSE_TO_JOINT[k][0] for k in landmarks.SCORED_POSE_LANDMARKS]
+    conf = np.array([body[k, 2] for k in landmarks.SCORED_POSE_LANDMARKS])
+    target = np.array([body[k, :2] for k in landmarks.SCORED_POSE_LANDMARKS])
+    use = conf > 0.5
+    err = np.linalg.norm(uv[scored] - target, axis=1)[use] / person_px * 100
+    silhouette = rasterize_body_mask(out.vertices[0].numpy(), model.faces, camera)
+    person = mask > 0.5
+    return {
+        "keypoint_error_pct_height": float(err.mean()) if len(err) else float("nan"),
+        "keypoint_error_max_pct_height": float(err.max()) if len(err) else float("nan"),
+        "keypoints_scored": int(use.sum()),
+        "silhouette_inside_mask_pct": float((silhouette & person).sum() / max(silhouette.sum(), 1) * 100),
+        "mask_covered_pct": float((silhouette & person).sum() / max(person.sum(), 1) * 100),
+        "person_height_px": float(person_px),
+    }
