@@ -246,6 +246,7 @@ class Step:
 
     tiles: Tensor  # [A] tiles composited in this step
     idx: Tensor  # [A, L] Gaussian in each slot (G = an empty slot)
+    gaussians: tuple[Tensor, ...]  # their mean relative to the tile corner, conic and opacity, each [A, L]
     weight: Tensor  # [A, L, P] alpha * transmittance in front, where composited; else 0
     odds: Tensor  # [A, L, P] alpha / (1 - alpha)
     clamped: Tensor | None  # [A, L, P] bool, alpha clamped to ALPHA_MAX (no gradient); None: nowhere
@@ -316,24 +317,24 @@ class _Composite(torch.autograd.Function):
             T_run.index_copy_(0, active, T_after[:, -1])
             if need_grad:
                 clamped = alpha == ALPHA_MAX if bool((o >= ALPHA_MAX).any()) else None
-                steps.append(Step(active, idx, weight, odds, clamped))
+                steps.append(Step(active, idx, (mx, my, a, b, c, o), weight, odds, clamped))
             offset += CHUNK
             going = (lists.count[active] > offset) & (T_after[:, -1] > 0).any(1)
             active = active[going]
         ctx.steps, ctx.lists = steps, lists
-        ctx.save_for_backward(rows, features)
+        ctx.save_for_backward(features)
         return _to_image(out, lists, B, H, W)
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_image: Tensor):
-        rows, features = ctx.saved_tensors
+        (features,) = ctx.saved_tensors
         lists = ctx.lists
         D = features.shape[1]
-        basis = _pixel_basis(rows)  # [6, P]
+        basis = _pixel_basis(features)  # [6, P]
         grad_tiles = _to_tiles(grad_image.contiguous(), lists)  # [T, P, D]
         behind_run = grad_image.new_zeros(grad_tiles.shape[:2])  # [T, P] sum of w s over later steps
-        grad_rows = rows.new_zeros(6, rows.shape[1])
+        grad_table_t = features.new_zeros(6, features.shape[0])
         grad_features_t = features.new_zeros(D, features.shape[0])
         for step in reversed(ctx.steps):
             A, L = step.idx.shape
@@ -352,7 +353,7 @@ class _Composite(torch.autograd.Function):
                 grad_log_alpha.masked_fill_(step.clamped, 0.0)
             m = (basis @ grad_log_alpha.view(-1, TILE * TILE).t()).view(6, A, L)
             s0, su, sv, suu, suv, svv = m
-            mx, my, a, b, c, _, o = _slot_gaussians(rows, step.idx, _tile_origins(step.tiles, lists, rows.dtype))
+            mx, my, a, b, c, o = step.gaussians
             # sums of grad_log_alpha * (dx, dy, dx^2, dx dy, dy^2) with dx = mx - u, dy = my - v
             sx, sy = mx * s0 - su, my * s0 - sv
             sxx = mx * mx * s0 - 2.0 * mx * su + suu
@@ -360,11 +361,11 @@ class _Composite(torch.autograd.Function):
             syy = my * my * s0 - 2.0 * my * sv + svv
             grads = torch.stack([-(a * sx + b * sy), -(b * sx + c * sy), -0.5 * sxx, -sxy, -0.5 * syy,
                                  s0 / o.clamp_min(ALPHA_MIN)])
-            grad_rows.index_add_(1, flat_idx, grads.view(6, -1))
+            grad_table_t.index_add_(1, flat_idx, grads.view(6, -1))
             if ctx.needs_input_grad[3]:
                 grad_f = torch.bmm(g.transpose(1, 2), step.weight.transpose(1, 2))  # [A, D, L]
                 grad_features_t.index_add_(1, flat_idx, grad_f.permute(1, 0, 2).reshape(D, -1))
-        grad_table = grad_rows[:, :-1].t() if ctx.needs_input_grad[2] else None
+        grad_table = grad_table_t[:, :-1].t() if ctx.needs_input_grad[2] else None
         grad_features = grad_features_t[:, :-1].t() if ctx.needs_input_grad[3] else None
         return None, None, grad_table, grad_features
 
