@@ -369,3 +369,15 @@ def _complete_hand(hands: Any, rgb: np.ndarray, person: PersonLandmarks, side: s
                 return
     person.notes.append(f"{side} hand not found (hidden, in a pocket or too small): the fit keeps "
                         f"a relaxed hand")
+
+
+def segment_person(image: np.ndarray) -> np.ndarray:
+    """[H, W, 3] uint8 RGB -> [H, W] float32 person mask from Holistic's segmentation (zeros: no person).
+
+    Used for frames that come from a video generator, where the person is known to be there.
+    """
+    with _MEDIAPIPE_LOCK:
+        result = _mediapipe_models()["holistic"].process(np.ascontiguousarray(image))
+    if result.segmentation_mask is None:
+        return np.zeros(image.shape[:2], np.float32)
+    return np.asarray(result.segmentation_mask, np.float32)

@@ -1,0 +1,235 @@
+"""The `generate` stage: Subject -> generation kit -> generated frames -> geometry targets -> TrainingSet.
+
+Generators (one interface: frames for the kit's skeleton sequence, with progress and cancel):
+- ``reposer`` (default; CPU, no weights): the photo projected onto the fitted body, re-posed, rendered;
+  its geometry targets are exact.
+- ``mimicmotion`` (CUDA + the user's MimicMotion and SVD-xt-1-1 files): frames from the kit's reference
+  photo and skeleton video.
+- ``import``: frames made elsewhere from the kit (a folder of images or a video), matched back to the
+  kit's per-frame SMPL-X and camera.
+For generated (non-re-poser) frames the mask comes from MediaPipe segmentation and depth, normals and
+parts from the known per-frame body (a body prior), or from Sapiens when the user has its files.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator
+
+import imageio.v2 as imageio
+import numpy as np
+import torch
+from PIL import Image
+
+from persona_studio.body.model import BodyModel, load_body_model
+from persona_studio.body.motion import Motion, preset_motion_paths, read_motion
+from persona_studio.capture.subject import Subject
+from persona_studio.fileio import atomic_folder
+from persona_studio.generate.drive import DEFAULT_SIZE, DrivingSequence, driving_sequence, posed_joints
+from persona_studio.generate.reposer import BodyRenderer, color_from_photo, render_sequence
+from persona_studio.generate.skeleton_video import draw_skeleton, openpose_points
+from persona_studio.generate.training_set import FORMAT_VERSION, TRAINING_DIR, frame_name, smplx_to_json, write_frame
+from persona_studio.settings import Settings
+
+Progress = Callable[[float, str], None]
+GENERATORS = ("reposer", "mimicmotion", "import")
+DEFAULT_FRAMES = {"reposer": 120, "mimicmotion": 1000, "import": None}
+KIT_README = """# PERSONA Studio generation kit
+
+Inputs for a human-animation model such as MimicMotion, made from the subject's photo and motions:
+
+- `reference.png`: the photo's person, masked, on white, scaled and placed to match the skeleton;
+- `skeleton.mp4` (and `skeleton/*.png`): DWPose/OpenPose-style pose frames ({frames} frames, {width}x{height}, {fps} fps);
+- `smplx/*.json`: the SMPL-X parameters of every frame (PERSONA keys), `camera.json`: the fixed camera.
+
+Run MimicMotion (or ComfyUI) on `reference.png` + `skeleton.mp4` at {width}x{height}, keep every frame, and
+import the result (a video or a folder of frames, {frames} of them, {width}x{height}):
+
+    persona-studio generate -w WORKSPACE --generator import --frames-from RESULT
+"""
+
+
+class GenerateError(ValueError):
+    """The generate stage cannot run as asked; the message says why and what to do."""
+
+
+@dataclass
+class GenerateOptions:
+    generator: str = "reposer"
+    motions: list[str] = field(default_factory=list)  # preset names or motion files; empty = all presets
+    frames: int | None = None  # generated frames in total (default per generator)
+    size: tuple[int, int] = DEFAULT_SIZE
+    kit_only: bool = False
+    frames_from: Path | None = None  # for the import generator
+    level: int = 1  # template level the re-poser renders
+    seed: int = 0
+
+
+def load_motions(names: list[str]) -> dict[str, Motion]:
+    presets = preset_motion_paths()
+    chosen = names or list(presets)
+    motions = {}
+    for name in chosen:
+        path = presets.get(name, Path(name))
+        if not path.exists():
+            raise GenerateError(f"motion {name!r} is neither a preset ({', '.join(presets)}) nor a file")
+        motions[Path(name).stem] = read_motion(path)
+    return motions
+
+
+def reference_image(subject: Subject, body_box: tuple[float, float, float, float], size: tuple[int, int]) -> np.ndarray:
+    """The photo's person, masked, on white, scaled and moved so its box matches ``body_box`` (x0, y0, x1, y1)."""
+    ys, xs = np.nonzero(subject.mask > 0.5)
+    px0, py0, px1, py1 = xs.min(), ys.min(), xs.max() + 1, ys.max() + 1
+    bx0, by0, bx1, by1 = body_box
+    scale = (by1 - by0) / max(py1 - py0, 1)
+    # Affine map output -> photo: photo = (out - b0) / scale + p0, aligned on the boxes' centres.
+    ox, oy = (bx0 + bx1) / 2, (by0 + by1) / 2
+    cx, cy = (px0 + px1) / 2, (py0 + py1) / 2
+    coeffs = (1 / scale, 0, cx - ox / scale, 0, 1 / scale, cy - oy / scale)
+    rgba = np.dstack([subject.image, (subject.mask * 255).astype(np.uint8)])
+    warped = np.asarray(Image.fromarray(rgba).transform(size, Image.AFFINE, coeffs, Image.BILINEAR), np.float32)
+    alpha = warped[..., 3:] / 255.0
+    return (warped[..., :3] * alpha + 255 * (1 - alpha)).astype(np.uint8)
+
+
+def write_kit(folder: Path, subject: Subject, sequence: DrivingSequence, vertices: np.ndarray,
+              joints: np.ndarray, progress: Progress) -> np.ndarray:
+    """Write the generation kit into ``folder``; returns the skeleton frames [T, H, W, 3]."""
+    camera = sequence.camera
+    (folder / "skeleton").mkdir(parents=True)
+    (folder / "smplx").mkdir()
+    skeletons = []
+    for i in range(sequence.num_frames):
+        uv = camera.project(joints[i])[:, :2]
+        frame = draw_skeleton(openpose_points(uv), camera.width, camera.height)
+        Image.fromarray(frame).save(folder / "skeleton" / frame_name(i + 1, "png"))
+        (folder / "smplx" / frame_name(i + 1, "json")).write_text(json.dumps(smplx_to_json(sequence.frame_params(i))) + "\n")
+        skeletons.append(frame)
+        progress((i + 1) / sequence.num_frames, f"skeleton frame {i + 1}/{sequence.num_frames}")
+    skeletons = np.stack(skeletons)
+    imageio.mimwrite(folder / "skeleton.mp4", skeletons, fps=sequence.fps, codec="libx264", quality=8,
+                     macro_block_size=1)
+    uv0 = camera.project(vertices[0])
+    box = (uv0[:, 0].min(), uv0[:, 1].min(), uv0[:, 0].max(), uv0[:, 1].max())
+    Image.fromarray(reference_image(subject, box, (camera.width, camera.height))).save(folder / "reference.png")
+    (folder / "camera.json").write_text(json.dumps(camera.to_json(), indent=1) + "\n")
+    (folder / "README.md").write_text(KIT_README.format(frames=sequence.num_frames, width=camera.width,
+                                                        height=camera.height, fps=sequence.fps))
+    return skeletons
+
+
+def read_imported_frames(source: Path, count: int, size: tuple[int, int]) -> Iterator[np.ndarray]:
+    """Frames made elsewhere from the kit (a folder of images or a video), checked against the kit."""
+    source = Path(source)
+    if source.is_dir():
+        files = sorted(p for p in source.iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg", ".webp"))
+        found = len(files)
+        reader = (np.asarray(Image.open(p).convert("RGB")) for p in files)
+    elif source.is_file():
+        try:
+            found = imageio.get_reader(source).count_frames()
+        except Exception as exc:
+            raise GenerateError(f"{source}: not a readable video ({exc})") from exc
+        reader = (np.asarray(f)[..., :3] for f in imageio.get_reader(source))
+    else:
+        raise GenerateError(f"{source}: no such folder or video")
+    if found != count:
+        raise GenerateError(f"{source} has {found} frames but the kit has {count}: import the whole result of "
+                            "the kit's skeleton video, one frame per skeleton frame")
+    for i, frame in enumerate(reader):
+        if (frame.shape[1], frame.shape[0]) != size:
+            raise GenerateError(f"{source}: frame {i} is {frame.shape[1]}x{frame.shape[0]}, the kit's frames are "
+                                f"{size[0]}x{size[1]}: generate at the kit's size")
+        yield frame
+
+
+def _segment(frame: np.ndarray) -> np.ndarray:
+    """Person mask of a generated frame (MediaPipe selfie segmentation)."""
+    from persona_studio.capture.detect import segment_person
+
+    return segment_person(frame)
+
+
+def generate_training_set(workspace: str | Path, options: GenerateOptions | None = None, *,
+                          model: BodyModel | None = None, settings: Settings | None = None,
+                          progress: Progress | None = None, cancelled: Callable[[], bool] | None = None) -> Path:
+    """Run the generate stage over ``workspace``; returns the training-set folder."""
+    options = options or GenerateOptions()
+    report = progress or (lambda f, m: None)
+    if options.generator not in GENERATORS:
+        raise GenerateError(f"unknown generator {options.generator!r}: use one of {', '.join(GENERATORS)}")
+    if options.generator == "import" and options.frames_from is None and not options.kit_only:
+        raise GenerateError("the import generator needs --frames-from FOLDER_OR_VIDEO (made from the kit)")
+    t0 = time.time()
+    subject = Subject.load(workspace)
+    model = model or load_body_model(subject.body_model["kind"])
+    settings = settings or Settings.load()
+    notes: list[str] = []
+    generator_backend = None
+    if options.generator == "mimicmotion" and not options.kit_only:
+        from persona_studio.generate.mimicmotion import MimicMotionGenerator, check_mimicmotion
+
+        ckpt = Path(settings.mimicmotion_path) if settings.mimicmotion_path else None
+        svd = Path(settings.svd_path) if settings.svd_path else None
+        problem = check_mimicmotion(ckpt, svd)
+        if problem:
+            raise GenerateError(f"{problem}; use --generator reposer (built in) or write a kit with --kit-only")
+        generator_backend = MimicMotionGenerator(ckpt, svd)
+    motions = load_motions(options.motions)
+    frames = options.frames or DEFAULT_FRAMES[options.generator]
+    sequence = driving_sequence(model, subject, motions, max_frames=frames, size=options.size)
+    report(0.02, f"posing {sequence.num_frames} frames")
+    vertices, joints = posed_joints(model, sequence)
+    target = Path(workspace) / TRAINING_DIR
+    with atomic_folder(target) as folder:
+        skeletons = write_kit(folder / "kit", subject, sequence, vertices, joints,
+                              lambda f, m: report(0.02 + 0.08 * f, m))
+        renderer = BodyRenderer(model, options.level)
+        _write_photo_frame(folder, subject, model, renderer)
+        if not options.kit_only:
+            colors = color_from_photo(renderer, subject)
+            body_frames = render_sequence(renderer, colors, vertices, sequence.camera,
+                                          lambda f, m: report(0.1 + 0.88 * f, m), cancelled)
+            if options.generator == "reposer":
+                images = None
+            elif options.generator == "import":
+                images = read_imported_frames(options.frames_from, sequence.num_frames, options.size)
+            else:
+                reference = np.asarray(Image.open(folder / "kit" / "reference.png"))
+                images = iter(generator_backend.generate(reference, skeletons, seed=options.seed,
+                                                         progress=lambda f, m: report(0.1 + 0.4 * f, m),
+                                                         cancelled=cancelled))
+            for i, body in enumerate(body_frames):
+                if images is None:
+                    rgb, mask = body.rgb, body.mask
+                else:
+                    rgb = next(images)
+                    mask = _segment(rgb)
+                write_frame(folder, i + 1, rgb, mask, body.depth, body.normal, body.parts, sequence.frame_params(i))
+            if options.generator != "reposer":
+                notes.append("depth, normals and parts of generated frames come from the posed body (a prior)")
+        (folder / "camera.json").write_text(json.dumps(sequence.camera.to_json(), indent=1) + "\n")
+        manifest = {
+            "format_version": FORMAT_VERSION, "generator": options.generator,
+            "motions": {name: int(sum(1 for n in sequence.motion_names if n == name)) for name in motions},
+            "generated_frames": 0 if options.kit_only else sequence.num_frames,
+            "kit_frames": sequence.num_frames, "size": list(options.size), "fps": sequence.fps,
+            "template_level": options.level, "kit_only": options.kit_only,
+            "body_model": subject.body_model, "seconds": round(time.time() - t0, 1), "notes": notes,
+        }
+        (folder / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
+    report(1.0, "training set written")
+    return target
+
+
+def _write_photo_frame(folder: Path, subject: Subject, model: BodyModel, renderer: BodyRenderer) -> None:
+    """Frame 0: the photo, its detected mask, and the fitted body's depth/normals/parts as its targets."""
+    with torch.no_grad():
+        posed = model.forward(**{k: torch.as_tensor(v)[None] for k, v in subject.smplx.items()}).vertices[0]
+        body = renderer.render(posed, torch.ones(renderer.interp.shape[0], 3), subject.camera)
+    write_frame(folder, 0, subject.image, subject.mask, body.depth, body.normal, body.parts, subject.smplx)
+    (folder / "photo" / "camera.json").write_text(json.dumps(subject.camera.to_json(), indent=1) + "\n")

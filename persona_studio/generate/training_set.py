@@ -1,0 +1,135 @@
+"""The TrainingSet on disk (``workspace/training_set/``) and the generation kit.
+
+Layout::
+
+    training_set/
+      manifest.json            generator, motions, counts, sizes, settings, notes
+      camera.json              the fixed camera of the generated frames
+      photo/                   frame 0: the photo, its mask, depth/normal/part targets, SMPL-X, camera
+      frames/000001.png ...    generated RGB frames (index 0 is the photo)
+      masks/ depth/ normals/ parts/   per-frame targets (PNG: 8-bit mask, 16-bit depth in mm,
+                               8-bit normals as (n + 1) / 2, 8-bit part index)
+      smplx/000001.json ...    per-frame SMPL-X (PERSONA JSON keys)
+      kit/                     the generation kit (skeleton.mp4, skeleton/, reference.png, smplx/,
+                               camera.json, README.md): what MimicMotion takes, to run elsewhere
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from persona_studio.render.camera import Camera
+
+FORMAT_VERSION = 1
+TRAINING_DIR = "training_set"
+
+
+def frame_name(index: int, ext: str) -> str:
+    return f"{index:06d}.{ext}"
+
+
+def smplx_to_json(params: dict[str, np.ndarray]) -> dict:
+    """smplx keywords of one frame -> the PERSONA/ExAvatar JSON keys."""
+    return {
+        "root_pose": params["global_orient"].tolist(), "body_pose": params["body_pose"].reshape(21, 3).tolist(),
+        "jaw_pose": params["jaw_pose"].tolist(), "leye_pose": params["leye_pose"].tolist(),
+        "reye_pose": params["reye_pose"].tolist(),
+        "lhand_pose": params["left_hand_pose"].reshape(15, 3).tolist(),
+        "rhand_pose": params["right_hand_pose"].reshape(15, 3).tolist(),
+        "expr": params["expression"].tolist(), "trans": params["transl"].tolist(), "betas": params["betas"].tolist(),
+    }
+
+
+def smplx_from_json(frame: dict) -> dict[str, np.ndarray]:
+    f32 = lambda v: np.asarray(v, np.float32).reshape(-1)  # noqa: E731
+    return {
+        "global_orient": f32(frame["root_pose"]), "body_pose": f32(frame["body_pose"]),
+        "jaw_pose": f32(frame["jaw_pose"]), "leye_pose": f32(frame["leye_pose"]),
+        "reye_pose": f32(frame["reye_pose"]), "left_hand_pose": f32(frame["lhand_pose"]),
+        "right_hand_pose": f32(frame["rhand_pose"]), "expression": f32(frame["expr"]),
+        "transl": f32(frame["trans"]), "betas": f32(frame["betas"]),
+    }
+
+
+IMAGE_KINDS = ("frames", "masks", "depth", "normals", "parts")
+
+
+def frame_paths(folder: Path, index: int) -> dict[str, Path]:
+    """Where frame ``index``'s image and targets live (frame 0, the photo, sits in ``photo/``)."""
+    if index == 0:
+        return {kind: folder / "photo" / f"{kind}.png" for kind in IMAGE_KINDS} | {"smplx": folder / "photo" / "smplx.json"}
+    return {kind: folder / kind / frame_name(index, "png") for kind in IMAGE_KINDS} | {
+        "smplx": folder / "smplx" / frame_name(index, "json")}
+
+
+def write_frame(folder: Path, index: int, rgb: np.ndarray, mask: np.ndarray, depth: np.ndarray,
+                normal: np.ndarray, parts: np.ndarray, smplx: dict[str, np.ndarray]) -> None:
+    """One frame's image, targets and SMPL-X ([H, W, 3] float [0, 1] or uint8; mask/depth [H, W] (depth in
+    metres, 0 = none); normal [H, W, 3] camera axes; parts [H, W] part indices)."""
+    paths = frame_paths(folder, index)
+    for path in paths.values():
+        path.parent.mkdir(parents=True, exist_ok=True)
+    if rgb.dtype != np.uint8:
+        rgb = (np.clip(rgb, 0, 1) * 255 + 0.5).astype(np.uint8)
+    Image.fromarray(rgb).save(paths["frames"])
+    Image.fromarray((np.clip(mask, 0, 1) * 255 + 0.5).astype(np.uint8)).save(paths["masks"])
+    Image.fromarray(np.clip(depth * 1000 + 0.5, 0, 65535).astype(np.uint16)).save(paths["depth"])
+    Image.fromarray(((np.clip(normal, -1, 1) + 1) * 127.5 + 0.5).astype(np.uint8)).save(paths["normals"])
+    Image.fromarray(parts.astype(np.uint8)).save(paths["parts"])
+    paths["smplx"].write_text(json.dumps(smplx_to_json(smplx)) + "\n")
+
+
+@dataclass
+class Frame:
+    """One training frame loaded from disk."""
+
+    rgb: np.ndarray  # [H, W, 3] float32 [0, 1]
+    mask: np.ndarray  # [H, W] float32
+    depth: np.ndarray  # [H, W] float32 metres, 0 = no target
+    normal: np.ndarray  # [H, W, 3] float32 camera axes
+    parts: np.ndarray  # [H, W] int64
+    smplx: dict[str, np.ndarray]
+    camera: Camera
+    is_photo: bool
+
+
+class TrainingSet:
+    """Read access to ``workspace/training_set``."""
+
+    def __init__(self, workspace: str | Path):
+        self.folder = Path(workspace) / TRAINING_DIR
+        manifest = self.folder / "manifest.json"
+        if not manifest.is_file():
+            raise FileNotFoundError(f"{Path(workspace)} has no training set: run "
+                                    "`persona-studio generate -w WORKSPACE` first")
+        self.manifest = json.loads(manifest.read_text())
+        self.camera = Camera.from_json(json.loads((self.folder / "camera.json").read_text()))
+        self.photo_camera = Camera.from_json(json.loads((self.folder / "photo" / "camera.json").read_text()))
+        self.num_generated = int(self.manifest["generated_frames"])
+
+    def __len__(self) -> int:
+        return 1 + self.num_generated
+
+    def load(self, index: int) -> Frame:
+        """Frame ``index``: 0 is the photo, 1.. the generated frames."""
+        if not 0 <= index < len(self):
+            raise IndexError(f"frame {index} is not in this training set (0..{len(self) - 1})")
+        is_photo = index == 0
+        paths = frame_paths(self.folder, index)
+        smplx = json.loads(paths["smplx"].read_text())
+        read = lambda d: np.asarray(Image.open(paths[d]))  # noqa: E731
+        return Frame(
+            rgb=read("frames")[..., :3].astype(np.float32) / 255.0,
+            mask=read("masks").astype(np.float32) / 255.0,
+            depth=read("depth").astype(np.float32) / 1000.0,
+            normal=read("normals").astype(np.float32) / 127.5 - 1.0,
+            parts=read("parts").astype(np.int64),
+            smplx=smplx_from_json(smplx),
+            camera=self.photo_camera if is_photo else self.camera,
+            is_photo=is_photo,
+        )
