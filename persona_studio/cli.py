@@ -11,7 +11,6 @@ import sys
 from pathlib import Path
 
 STAGES_LATER = {
-    "generate": "make the training set (driving motions, generated frames, geometry targets)",
     "train": "train the avatar on the training set",
     "animate": "render a motion with a trained avatar",
     "export": "export the avatar (3DGS PLY, mesh, video, bundle)",
@@ -76,6 +75,26 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_generate(args: argparse.Namespace) -> int:
+    from persona_studio.generate.stage import GenerateOptions, generate_training_set
+    from persona_studio.generate.training_set import TrainingSet
+
+    options = GenerateOptions(generator=args.generator, motions=args.motions or [], frames=args.frames,
+                              size=tuple(args.size), kit_only=args.kit_only, frames_from=args.frames_from,
+                              level=args.level, seed=args.seed)
+    folder = generate_training_set(args.workspace, options, progress=_progress_printer("generate"))
+    if args.kit_only:
+        print(f"wrote the generation kit: {folder / 'kit'} (see its README.md)")
+        return 0
+    ts = TrainingSet(args.workspace)
+    print(f"training set: the photo + {ts.num_generated} {args.generator} frames "
+          f"({ts.manifest['size'][0]}x{ts.manifest['size'][1]}) in {ts.manifest['seconds']} s")
+    for note in ts.manifest["notes"]:
+        print(f"  note: {note}")
+    print(f"wrote {folder}")
+    return 0
+
+
 def _not_yet(name: str):
     def run(args: argparse.Namespace) -> int:
         print(f"persona-studio {name}: this stage is not part of this build yet", file=sys.stderr)
@@ -115,6 +134,21 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("photo", type=Path, help="PNG, JPEG, WebP, BMP or TIFF of one person, whole body")
     fit.add_argument("-w", "--workspace", type=Path, required=True, help="the avatar's workspace folder")
     fit.set_defaults(run=_cmd_fit)
+
+    gen = commands.add_parser("generate", help="make the training set: driving motions, generated frames, "
+                                               "geometry targets (and the generation kit)")
+    gen.add_argument("-w", "--workspace", type=Path, required=True)
+    gen.add_argument("--generator", choices=("reposer", "mimicmotion", "import"), default="reposer",
+                     help="reposer: built in, CPU; mimicmotion: CUDA + your weights (Settings); import: frames "
+                          "made elsewhere from the kit")
+    gen.add_argument("--motions", nargs="+", metavar="MOTION", help="preset names or motion files (default: all presets)")
+    gen.add_argument("--frames", type=int, help="generated frames in total (default: 120 re-poser, 1000 MimicMotion)")
+    gen.add_argument("--size", type=int, nargs=2, default=(576, 1024), metavar=("W", "H"))
+    gen.add_argument("--level", type=int, choices=(0, 1, 2), default=1, help="template level the re-poser renders")
+    gen.add_argument("--kit-only", action="store_true", help="write only the generation kit (to run MimicMotion elsewhere)")
+    gen.add_argument("--frames-from", type=Path, help="for --generator import: the folder or video made from the kit")
+    gen.add_argument("--seed", type=int, default=0)
+    gen.set_defaults(run=_cmd_generate)
 
     for name, text in STAGES_LATER.items():
         stage = commands.add_parser(name, help=text, description=text)

@@ -24,6 +24,7 @@ from persona_studio.body.model import BodyModel
 from persona_studio.body.skeleton import JOINT_INDEX as J
 from persona_studio.capture import landmarks
 from persona_studio.render.camera import Camera
+from persona_studio.render.mesh import mesh_silhouette
 from persona_studio.render.rasterize import rasterize
 
 FOV_PRIOR_DEG = 55.0  # field of view across the image's longer side
@@ -232,19 +233,6 @@ class _SilhouetteTerm:
         return outside, uncovered
 
 
-def rasterize_body_mask(vertices: np.ndarray, faces: np.ndarray, camera: Camera) -> np.ndarray:
-    """[H, W] bool: the pixels the posed mesh covers (triangle rasterisation, exact silhouette)."""
-    from PIL import Image, ImageDraw
-
-    uvz = camera.project(vertices)
-    img = Image.new("L", (camera.width, camera.height), 0)
-    draw = ImageDraw.Draw(img)
-    for tri in uvz[faces]:
-        if (tri[:, 2] > 0).all():
-            draw.polygon([(float(u), float(v)) for u, v, _ in tri], fill=255)
-    return np.asarray(img) > 0
-
-
 def fit_metrics(out, ids, xy, weights, body, mask, camera: Camera, model: BodyModel, person_px: float) -> dict:
     """The figures a person judges a fit by (percentages of the person's height / of areas)."""
     joints = out.joints[0].numpy()
@@ -254,7 +242,7 @@ def fit_metrics(out, ids, xy, weights, body, mask, camera: Camera, model: BodyMo
     target = np.array([body[k, :2] for k in landmarks.SCORED_POSE_LANDMARKS])
     use = conf > 0.5
     err = np.linalg.norm(uv[scored] - target, axis=1)[use] / person_px * 100
-    silhouette = rasterize_body_mask(out.vertices[0].numpy(), model.faces, camera)
+    silhouette = mesh_silhouette(out.vertices[0].numpy(), model.faces, camera)
     person = mask > 0.5
     return {
         "keypoint_error_pct_height": float(err.mean()) if len(err) else float("nan"),

@@ -12,7 +12,8 @@ from PIL import Image, ImageDraw
 
 from persona_studio.body.model import BodyModel, load_body_model
 from persona_studio.capture.detect import Detection, MediaPipeDetector, PersonDetector
-from persona_studio.capture.fit import FitSettings, fit_smplx, rasterize_body_mask
+from persona_studio.capture.fit import FitSettings, fit_smplx
+from persona_studio.render.mesh import mesh_silhouette
 from persona_studio.capture.intake import load_photo
 from persona_studio.capture.subject import Subject
 
@@ -59,7 +60,7 @@ def fit_photo(photo_path: str | Path, workspace: str | Path, *, model: BodyModel
     with torch.no_grad():
         out = model.forward(**params)
     vertices, joints = out.vertices[0].numpy(), out.joints[0].numpy()
-    silhouette = rasterize_body_mask(vertices, model.faces, result.camera)
+    silhouette = mesh_silhouette(vertices, model.faces, result.camera)
     picture = overlay(photo.image, detection, silhouette, result.camera.project(joints)[:, :2])
     metrics = {**result.metrics, "fit_seconds": round(time.time() - t0, 1)}
     subject = Subject(

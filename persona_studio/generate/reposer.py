@@ -19,6 +19,7 @@ from persona_studio.body.parts import PART_COLORS, vertex_parts
 from persona_studio.body.subdivide import subdivide
 from persona_studio.capture.subject import Subject
 from persona_studio.render.camera import Camera
+from persona_studio.render.mesh import mesh_silhouette
 from persona_studio.render.rasterize import rasterize
 
 
@@ -27,7 +28,7 @@ class BodyRender:
     """One camera's render of a posed body: colour and the geometry targets PERSONA supervises."""
 
     rgb: np.ndarray  # [H, W, 3] float32 in [0, 1], on white
-    mask: np.ndarray  # [H, W] float32 alpha
+    mask: np.ndarray  # [H, W] float32: the mesh's exact silhouette
     depth: np.ndarray  # [H, W] float32 camera z in metres (0 where empty)
     normal: np.ndarray  # [H, W, 3] float32 unit normals, camera (OpenCV) axes, 0 where empty
     parts: np.ndarray  # [H, W] int64 index into PART_NAMES (0 background)
@@ -54,7 +55,7 @@ class BodyRenderer:
         self.part_colors = torch.as_tensor(PART_COLORS[self.parts])
         coo = self.interp.tocoo()
         self._interp = torch.sparse_coo_tensor(np.stack([coo.row, coo.col]), coo.data.astype(np.float32),
-                                               size=coo.shape).coalesce()
+                                               size=coo.shape, check_invariants=False).coalesce()
 
     def dense_vertices(self, base_vertices: torch.Tensor) -> torch.Tensor:
         """[V0, 3] model vertices -> [V, 3] vertices of the subdivided template (linear)."""
@@ -84,12 +85,17 @@ class BodyRenderer:
         feat, alpha, depth = out.features[0], out.alpha[0, ..., 0], out.depth[0, ..., 0]
         safe = alpha.clamp_min(1e-6)[..., None]
         rgb = feat[..., :3] + background * (1 - alpha[..., None])
-        normal = torch.nn.functional.normalize(feat[..., 3:6] / safe, dim=-1) * (alpha[..., None] > 0.5)
+        normal = torch.nn.functional.normalize(feat[..., 3:6] / safe, dim=-1)
         part_rgb = feat[..., 6:9] / safe
         palette = torch.as_tensor(PART_COLORS)
         parts = torch.cdist(part_rgb.reshape(-1, 3), palette[1:]).argmin(1).reshape(alpha.shape) + 1
-        parts = torch.where(alpha > 0.5, parts, torch.zeros_like(parts))
-        return BodyRender(rgb.clamp(0, 1).numpy(), alpha.numpy(), depth.numpy(), normal.numpy(), parts.numpy())
+        # The mask is the mesh's exact silhouette (splats reach a little past the surface's edge).
+        silhouette = torch.as_tensor(mesh_silhouette(base_vertices.numpy(), self.model.faces, camera))
+        parts = torch.where(silhouette, parts, torch.zeros_like(parts))
+        covered = silhouette & (alpha > 1e-3)
+        return BodyRender(rgb.clamp(0, 1).numpy(), silhouette.float().numpy(),
+                          torch.where(covered, depth, torch.zeros_like(depth)).numpy(),
+                          (normal * covered[..., None]).numpy(), parts.numpy())
 
 
 def color_from_photo(renderer: BodyRenderer, subject: Subject) -> np.ndarray:

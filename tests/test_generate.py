@@ -1,0 +1,139 @@
+"""The generate stage on a real photo: kit, skeleton frames on the projected joints, re-poser frames
+whose masks and part maps agree with the posed body, imported frames checked against the kit."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from persona_studio.body.parts import PART_NAMES
+from persona_studio.render.mesh import mesh_silhouette
+from persona_studio.capture.pipeline import fit_photo
+from persona_studio.generate.reposer import BodyRenderer
+from persona_studio.generate.skeleton_video import openpose_points
+from persona_studio.generate.stage import GenerateError, GenerateOptions, generate_training_set
+from persona_studio.generate.training_set import TrainingSet
+
+from conftest import shared_path
+
+SIZE = (144, 256)
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory, open_body_model):
+    ws = tmp_path_factory.mktemp("generate")
+    fit_photo(shared_path("photos", "moore_anyone-3.png"), ws, model=open_body_model)
+    generate_training_set(ws, GenerateOptions(motions=["wave", "kicks"], frames=8, size=SIZE), model=open_body_model)
+    return ws
+
+
+def test_training_set_layout(workspace):
+    ts = TrainingSet(workspace)
+    manifest = ts.manifest
+    assert manifest["generator"] == "reposer" and manifest["generated_frames"] == len(ts) - 1 >= 6
+    assert set(manifest["motions"]) == {"wave", "kicks"}
+    photo = ts.load(0)
+    assert photo.is_photo and photo.rgb.shape[:2] == photo.mask.shape
+    frame = ts.load(len(ts) - 1)
+    assert frame.rgb.shape == (SIZE[1], SIZE[0], 3) and not frame.is_photo
+    assert (frame.camera.width, frame.camera.height) == SIZE
+    kit = workspace / "training_set" / "kit"
+    for name in ("skeleton.mp4", "reference.png", "camera.json", "README.md"):
+        assert (kit / name).is_file()
+    assert len(list((kit / "smplx").glob("*.json"))) == len(list((kit / "skeleton").glob("*.png"))) == len(ts) - 1
+
+
+def test_skeleton_frames_land_on_projected_joints(workspace, open_body_model):
+    """Each drawn keypoint sits on its projected joint: the pixel there carries the drawing (0 px by
+    construction; the check allows the 1-px rounding of the drawing's integer centres)."""
+    ts = TrainingSet(workspace)
+    kit = workspace / "training_set" / "kit"
+    for index in (1, len(ts) - 1):
+        frame = ts.load(index)
+        with torch.no_grad():
+            out = open_body_model.forward(**{k: torch.as_tensor(v)[None] for k, v in frame.smplx.items()})
+        points = openpose_points(ts.camera.project(out.joints[0].numpy())[:, :2])
+        skeleton = np.asarray(Image.open(kit / "skeleton" / f"{index:06d}.png"))
+        for x, y in points["body"]:
+            patch = skeleton[int(y) - 1:int(y) + 2, int(x) - 1:int(x) + 2]
+            assert patch.max() > 100, f"no drawing at the projected joint ({x:.0f}, {y:.0f}) of frame {index}"
+        drawn = skeleton.max(-1) > 0
+        box = points["body"]
+        assert drawn[int(box[:, 1].min()):int(box[:, 1].max()) + 1, int(box[:, 0].min()):int(box[:, 0].max()) + 1].mean() > 0.02
+
+
+def test_reposer_masks_and_parts_agree_with_the_posed_body(workspace, open_body_model):
+    ts = TrainingSet(workspace)
+    renderer = BodyRenderer(open_body_model, 1)
+    for index in range(1, len(ts), 3):
+        frame = ts.load(index)
+        with torch.no_grad():
+            v = open_body_model.forward(**{k: torch.as_tensor(val)[None] for k, val in frame.smplx.items()}).vertices[0]
+        exact = mesh_silhouette(v.numpy(), open_body_model.faces, ts.camera)
+        rendered = frame.mask > 0.5
+        iou = (exact & rendered).sum() / (exact | rendered).sum()
+        assert iou > 0.9, f"frame {index}: mask IoU with the mesh silhouette {iou:.3f}"
+        dense = renderer.dense_vertices(v).numpy()
+        uv = ts.camera.project(dense)[:, :2]
+        for part in ("left_hand", "right_foot", "face_neck", "torso"):
+            label = PART_NAMES.index(part)
+            pixels = np.argwhere(frame.parts == label)[:, ::-1] + 0.5
+            if len(pixels) < 5:
+                continue
+            expected = uv[renderer.parts == label].mean(0)
+            assert np.linalg.norm(pixels.mean(0) - expected) < 0.05 * SIZE[1], f"{part} misplaced in frame {index}"
+        assert frame.depth[rendered].min() > 0 and (frame.depth[~rendered] == 0).mean() > 0.95
+        normals = frame.normal[frame.mask > 0.9]
+        assert np.abs(np.linalg.norm(normals, axis=1) - 1).max() < 0.05
+        assert np.median(normals[:, 2]) < 0  # surfaces face the camera
+
+
+def test_import_rejects_a_mismatched_frame_count(workspace, tmp_path):
+    frames = tmp_path / "made_elsewhere"
+    frames.mkdir()
+    for i in range(3):
+        Image.new("RGB", SIZE).save(frames / f"{i:04d}.png")
+    before = json.loads((workspace / "training_set" / "manifest.json").read_text())
+    with pytest.raises(GenerateError, match="has 3 frames but the kit has"):
+        generate_training_set(workspace, GenerateOptions(generator="import", frames_from=frames,
+                                                         motions=["wave", "kicks"], frames=8, size=SIZE))
+    after = json.loads((workspace / "training_set" / "manifest.json").read_text())
+    assert before == after  # the failed import left the training set as it was
+
+
+def test_import_reads_frames_made_from_the_kit(workspace, tmp_path):
+    ts = TrainingSet(workspace)
+    made = tmp_path / "made"
+    made.mkdir()
+    for i in range(1, len(ts)):  # stand-in for a generator's output: the re-poser frames, re-encoded
+        Image.fromarray((ts.load(i).rgb * 255).astype(np.uint8)).save(made / f"{i:04d}.jpg")
+    other = tmp_path / "other_ws"
+    import shutil
+
+    shutil.copytree(workspace / "subject", other / "subject")
+    generate_training_set(other, GenerateOptions(generator="import", frames_from=made, motions=["wave", "kicks"],
+                                                 frames=8, size=SIZE))
+    imported = TrainingSet(other)
+    assert imported.manifest["generator"] == "import" and len(imported) == len(ts)
+    assert imported.load(2).mask.max() > 0.5  # segmented from the imported frame
+
+
+def test_generate_cli_kit_only(workspace, tmp_path):
+    import shutil
+
+    ws = tmp_path / "kit_ws"
+    shutil.copytree(workspace / "subject", ws / "subject")
+    result = subprocess.run([sys.executable, "-m", "persona_studio", "generate", "-w", str(ws), "--kit-only",
+                             "--motions", "wave", "--frames", "4", "--size", "144", "256"],
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    assert (ws / "training_set" / "kit" / "skeleton.mp4").is_file()
+    bad = subprocess.run([sys.executable, "-m", "persona_studio", "generate", "-w", str(ws), "--motions", "nope"],
+                         capture_output=True, text=True, timeout=600)
+    assert bad.returncode == 1 and "neither a preset" in bad.stderr
