@@ -45,7 +45,7 @@ from persona_studio.body.parts import PART_INDEX
 
 TASKS: tuple[str, ...] = ("depth", "normal", "seg")
 INPUT_SIZE = (1024, 768)  # (height, width) the Sapiens-Lite models were traced at
-PIXEL_MEAN = (123.5, 116.5, 103.5)  # RGB, 0-255 units, as in lite/demo
+PIXEL_MEAN = (123.675, 116.28, 103.53)  # RGB, 0-255 units, as in lite/demo
 PIXEL_STD = (58.5, 57.0, 57.5)
 OUTPUT_CHANNELS = {"depth": 1, "normal": 3, "seg": 28}
 

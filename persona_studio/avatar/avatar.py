@@ -1,0 +1,191 @@
+"""The avatar: PERSONA's canonical Gaussians on the subdivided template, skinned, pose-deformed.
+
+One isotropic Gaussian per vertex of the subject's shaped template (subdivision level 0/1/2), opacity 1,
+an RGB colour (no SH) and a separate seam colour; triangle connectivity kept for Laplacian
+regularisers. Posing: canonical mean + learnt offset + pose-driven MLP offset (off on hands and face)
++ expression blend shapes, then linear blend skinning with the body model's joints (smoothed weights
+on the body, the body model's own on hands and face).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+from scipy.spatial import cKDTree
+from smplx.lbs import batch_rigid_transform, batch_rodrigues
+from torch import nn
+
+from persona_studio.avatar.deform import PoseMLP, Triplane, rotation_6d
+from persona_studio.body.model import BodyModel
+from persona_studio.body.parts import PART_INDEX
+from persona_studio.body.skeleton import JOINT_NAMES, PARENTS, body_pose_mask
+
+NO_DEFORM_JOINTS = tuple(i for i, n in enumerate(JOINT_NAMES)
+                         if n in ("head", "jaw", "left_eye", "right_eye") or "wrist" in n
+                         or any(f in n for f in ("index", "middle", "ring", "pinky", "thumb")))
+
+
+@dataclass
+class AvatarConfig:
+    level: int = 1
+    triplane_channels: int = 32
+    triplane_resolution: int = 128
+    mlp_width: int = 128
+    mlp_depth: int = 3
+    pose_ring: int = 4
+    offset_scale: float = 0.01  # the MLP's output / 100, as in the reference
+    smooth_neighbours: int = 16
+    pose_deformation: bool = True
+
+
+@dataclass
+class PosedGaussians:
+    means: torch.Tensor  # [B, N, 3] world
+    scales: torch.Tensor  # [N] isotropic std, metres
+    colors: torch.Tensor  # [N, 3] in [0, 1]
+    opacities: torch.Tensor  # [N]
+    transforms: torch.Tensor  # [B, N, 3, 3] per-Gaussian skinning rotation (for normals)
+
+
+def smoothed_weights(vertices: np.ndarray, weights: np.ndarray, keep: np.ndarray, k: int) -> np.ndarray:
+    """[N, 3], [N, 55], [N] bool -> [N, 55]: body weights averaged over the k nearest vertices (PERSONA),
+    rows where ``keep`` is set (hands, face) unchanged."""
+    _, nearest = cKDTree(vertices).query(vertices, k=k)
+    smooth = weights[nearest].mean(1)
+    return np.where(keep[:, None], weights, smooth).astype(np.float32)
+
+
+class Avatar(nn.Module):
+    def __init__(self, template_vertices: np.ndarray, faces: np.ndarray, skinning: np.ndarray,
+                 expr_dirs: np.ndarray, parts: np.ndarray, rest_joints: np.ndarray, colors: np.ndarray,
+                 config: AvatarConfig, identity: dict):
+        """Build from arrays (use :meth:`from_body_model`); shapes: [N, 3], [F, 3], [N, 55], [N, 3, E],
+        [N], [55, 3], [N, 3]."""
+        super().__init__()
+        self.config = config
+        self.identity = identity  # body model and subject the avatar was built for
+        n = template_vertices.shape[0]
+        f32 = lambda a: torch.as_tensor(np.asarray(a), dtype=torch.float32)  # noqa: E731
+        self.register_buffer("template", f32(template_vertices))
+        self.register_buffer("faces", torch.as_tensor(np.asarray(faces), dtype=torch.int64))
+        self.register_buffer("skinning", f32(skinning))
+        self.register_buffer("expr_dirs", f32(expr_dirs))
+        self.register_buffer("parts", torch.as_tensor(np.asarray(parts), dtype=torch.int64))
+        self.register_buffer("rest_joints", f32(rest_joints))
+        dominant = self.skinning.argmax(1)
+        self.register_buffer("dominant", dominant)
+        masks = torch.as_tensor(body_pose_mask(dominant.numpy(), config.pose_ring))
+        groups, group_of = torch.unique(masks, dim=0, return_inverse=True)
+        self.register_buffer("pose_mask", masks)
+        self.register_buffer("group_masks", groups.float())
+        self.register_buffer("group_of", group_of)
+        self.register_buffer("deformable", ~torch.isin(dominant, torch.tensor(NO_DEFORM_JOINTS)))
+
+        edge = (self.template[self.faces[:, 0]] - self.template[self.faces[:, 1]]).norm(dim=1)
+        self.offsets = nn.Parameter(torch.zeros(n, 3))
+        self.log_scales = nn.Parameter(torch.full((n,), float(torch.log(edge.median() * 0.6))))
+        self.colors = nn.Parameter(f32(colors).clamp(0, 1).clone())
+        self.seam_colors = nn.Parameter(f32(colors).clamp(0, 1).clone())
+        centre = ((self.template.min(0).values + self.template.max(0).values) / 2).tolist()
+        self.triplane = Triplane(config.triplane_channels, config.triplane_resolution, centre)
+        self.mlp = PoseMLP(self.triplane.out_features, config.mlp_width, config.mlp_depth,
+                           output_scale=config.offset_scale)
+        self._fast_features: torch.Tensor | None = None
+
+    # --- construction ---------------------------------------------------------------------------
+
+    @classmethod
+    def from_body_model(cls, model: BodyModel, betas: np.ndarray, colors_at_level, config: AvatarConfig,
+                        identity: dict) -> "Avatar":
+        """The subject's avatar: template shaped by ``betas`` at ``config.level``; ``colors_at_level`` is
+        a function (interpolation matrix, dense vertices) -> [N, 3] initial colours."""
+        template = model.template(config.level, torch.as_tensor(betas, dtype=torch.float32)[None])
+        interp = template.interpolation
+        layer = model.layer
+        with torch.no_grad():
+            shaped = model.forward(betas=torch.as_tensor(betas, dtype=torch.float32)[None]).vertices[0].numpy()
+            rest_joints = layer.J_regressor.numpy() @ shaped
+        expr = layer.expr_dirs.numpy()  # [V0, 3, E]
+        expr_dense = (interp @ expr.reshape(expr.shape[0], -1)).reshape(-1, 3, expr.shape[2])
+        keep = np.isin(template.skinning_weights.argmax(1), NO_DEFORM_JOINTS)
+        weights = smoothed_weights(template.vertices, template.skinning_weights, keep, config.smooth_neighbours)
+        colors = colors_at_level(interp, template.vertices)
+        return cls(template.vertices, template.faces, weights, expr_dense, template.parts, rest_joints,
+                   colors, config, identity)
+
+    @property
+    def num_gaussians(self) -> int:
+        return self.template.shape[0]
+
+    @property
+    def hand_mask(self) -> torch.Tensor:
+        return torch.isin(self.parts, torch.tensor([PART_INDEX["left_hand"], PART_INDEX["right_hand"]]))
+
+    # --- posing -----------------------------------------------------------------------------------
+
+    def canonical(self, expression: torch.Tensor | None = None) -> torch.Tensor:
+        """[N, 3] (or [B, N, 3] with expression [B, E]) canonical means before pose offsets."""
+        means = self.template + self.offsets
+        if expression is not None:
+            e = expression.shape[1]
+            means = means[None] + torch.einsum("nde,be->bnd", self.expr_dirs[..., :e], expression)
+        return means
+
+    def pose_offsets(self, body_pose: torch.Tensor, fast: bool = False) -> torch.Tensor:
+        """[B, 63] body pose -> [B, N, 3] MLP offsets in canonical space (0 where not deformable)."""
+        if not self.config.pose_deformation:
+            return torch.zeros(body_pose.shape[0], self.num_gaussians, 3)
+        pose6d = rotation_6d(body_pose.reshape(-1, 21, 3))
+        if fast:
+            if self._fast_features is None:
+                with torch.no_grad():
+                    self._fast_features = self.mlp.first_feat(self.triplane(self.template))
+            offsets = self.mlp.forward_grouped(self._fast_features, pose6d, self.group_masks, self.group_of)
+        else:
+            features = self.triplane(self.template)
+            offsets = self.mlp(features, pose6d, self.pose_mask)
+        return offsets * self.deformable[None, :, None]
+
+    def invalidate_cache(self) -> None:
+        """Call after the triplane or MLP changed (training) so the fast path recomputes its features."""
+        self._fast_features = None
+
+    def pose(self, params: dict[str, torch.Tensor], fast: bool = False) -> PosedGaussians:
+        """SMPL-X parameters (each [B, ...]: global_orient, body_pose, jaw_pose, leye_pose, reye_pose,
+        left/right_hand_pose (axis-angle), expression, transl) -> posed Gaussians for B frames.
+
+        ``fast`` uses the playback path (cached triplane features, grouped first layer): same result,
+        no gradients through the deformation network.
+        """
+        body_pose = params["body_pose"].reshape(-1, 63)
+        batch = body_pose.shape[0]
+        full = torch.cat([params["global_orient"].reshape(batch, 3), body_pose,
+                          params.get("jaw_pose", torch.zeros(batch, 3)).reshape(batch, 3),
+                          params.get("leye_pose", torch.zeros(batch, 3)).reshape(batch, 3),
+                          params.get("reye_pose", torch.zeros(batch, 3)).reshape(batch, 3),
+                          params.get("left_hand_pose", torch.zeros(batch, 45)).reshape(batch, 45),
+                          params.get("right_hand_pose", torch.zeros(batch, 45)).reshape(batch, 45)], dim=1)
+        expression = params.get("expression")
+        canonical = self.canonical(expression) if expression is not None else self.canonical()[None]
+        canonical = canonical.expand(batch, -1, -1)
+        if fast:
+            with torch.no_grad():
+                canonical = canonical + self.pose_offsets(body_pose, fast=True)
+        else:
+            canonical = canonical + self.pose_offsets(body_pose)
+        rot_mats = batch_rodrigues(full.reshape(-1, 3)).reshape(batch, -1, 3, 3)
+        _, transforms = batch_rigid_transform(rot_mats, self.rest_joints[None].expand(batch, -1, -1),
+                                              torch.tensor(PARENTS), dtype=torch.float32)
+        per_gaussian = torch.einsum("nj,bjrc->bnrc", self.skinning, transforms)  # [B, N, 4, 4]
+        means = (per_gaussian[..., :3, :3] @ canonical[..., None])[..., 0] + per_gaussian[..., :3, 3]
+        transl = params.get("transl")
+        if transl is not None:
+            means = means + transl.reshape(batch, 1, 3)
+        return PosedGaussians(means=means, scales=self.log_scales.exp(), colors=self.colors.clamp(0, 1),
+                              opacities=torch.ones(self.num_gaussians), transforms=per_gaussian[..., :3, :3])
+
+    def settings_dict(self) -> dict:
+        return asdict(self.config)
+

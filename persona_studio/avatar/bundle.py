@@ -1,0 +1,83 @@
+"""Avatar bundles: tensors in safetensors + JSON metadata, loading back bit-exact.
+
+``avatar.safetensors`` holds every parameter and buffer; ``avatar.json`` the format version, the
+avatar's settings and its identity (body model kind and builder version, template level, subject).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import fields
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from persona_studio.avatar.avatar import Avatar, AvatarConfig
+from persona_studio.fileio import atomic_folder, atomic_path
+
+BUNDLE_VERSION = 1
+
+
+class BundleError(ValueError):
+    """An avatar bundle that cannot be read; the message says why."""
+
+
+def save_avatar(avatar: Avatar, folder: str | Path, extra: dict | None = None) -> Path:
+    """Write the bundle into ``folder`` (replaced as a whole, atomically)."""
+    folder = Path(folder)
+    state = {k: v.detach().contiguous().clone() for k, v in avatar.state_dict().items()}
+    meta = {"format": "persona-studio avatar", "format_version": BUNDLE_VERSION, "config": avatar.settings_dict(),
+            "identity": avatar.identity, "num_gaussians": avatar.num_gaussians, **(extra or {})}
+    with atomic_folder(folder) as tmp:
+        save_file(state, str(tmp / "avatar.safetensors"))
+        (tmp / "avatar.json").write_text(json.dumps(meta, indent=1) + "\n")
+    return folder
+
+
+def save_checkpoint(avatar: Avatar, path: str | Path, extra_tensors: dict[str, torch.Tensor], meta: dict) -> Path:
+    """One-file checkpoint (safetensors with JSON metadata) for resuming training."""
+    state = {f"avatar.{k}": v.detach().contiguous().clone() for k, v in avatar.state_dict().items()}
+    state.update({k: v.detach().contiguous().clone() for k, v in extra_tensors.items()})
+    info = {"config": json.dumps(avatar.settings_dict()), "identity": json.dumps(avatar.identity),
+            "meta": json.dumps(meta)}
+    with atomic_path(path) as tmp:
+        save_file(state, str(tmp), metadata=info)
+    return Path(path)
+
+
+def _avatar_from_state(state: dict[str, torch.Tensor], config: AvatarConfig, identity: dict) -> Avatar:
+    avatar = Avatar(state["template"].numpy(), state["faces"].numpy(), state["skinning"].numpy(),
+                    state["expr_dirs"].numpy(), state["parts"].numpy(), state["rest_joints"].numpy(),
+                    state["colors"].numpy(), config, identity)
+    avatar.load_state_dict(state)
+    return avatar
+
+
+def _config(raw: dict) -> AvatarConfig:
+    known = {f.name for f in fields(AvatarConfig)}
+    return AvatarConfig(**{k: v for k, v in raw.items() if k in known})
+
+
+def load_avatar(folder: str | Path) -> tuple[Avatar, dict]:
+    folder = Path(folder)
+    meta_path = folder / "avatar.json"
+    if not meta_path.is_file():
+        raise BundleError(f"{folder} is not an avatar bundle (no avatar.json): train or export one first")
+    meta = json.loads(meta_path.read_text())
+    if meta.get("format_version") != BUNDLE_VERSION:
+        raise BundleError(f"{folder}: bundle format {meta.get('format_version')} is not {BUNDLE_VERSION}")
+    state = load_file(str(folder / "avatar.safetensors"))
+    return _avatar_from_state(state, _config(meta["config"]), meta["identity"]), meta
+
+
+def load_checkpoint(path: str | Path) -> tuple[Avatar, dict[str, torch.Tensor], dict]:
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        info = f.metadata()
+        tensors = {k: f.get_tensor(k) for k in f.keys()}
+    avatar_state = {k[len("avatar."):]: v for k, v in tensors.items() if k.startswith("avatar.")}
+    rest = {k: v for k, v in tensors.items() if not k.startswith("avatar.")}
+    avatar = _avatar_from_state(avatar_state, _config(json.loads(info["config"])), json.loads(info["identity"]))
+    return avatar, rest, json.loads(info["meta"])

@@ -1,0 +1,98 @@
+"""The avatar representation: posing, the masked-pose MLP and its fast path, bundles."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from persona_studio.avatar.avatar import Avatar, AvatarConfig, NO_DEFORM_JOINTS
+from persona_studio.avatar.bundle import BundleError, load_avatar, save_avatar
+from persona_studio.body.skeleton import JOINT_INDEX as J
+
+
+@pytest.fixture(scope="module")
+def avatar(open_body_model):
+    torch.manual_seed(0)
+    grey = lambda interp, v: np.full((v.shape[0], 3), 0.5, np.float32)  # noqa: E731
+    av = Avatar.from_body_model(open_body_model, np.zeros(10, np.float32), grey, AvatarConfig(level=0),
+                                {"body_model": "open", "subject": "test"})
+    torch.nn.init.normal_(av.mlp.out.weight, std=0.2)  # a non-trivial deformation network
+    torch.nn.init.normal_(av.triplane.planes, std=0.5)
+    av.invalidate_cache()
+    return av
+
+
+def frames(batch=3, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return {"global_orient": torch.randn(batch, 3, generator=g) * 0.2,
+            "body_pose": torch.randn(batch, 63, generator=g) * 0.3,
+            "transl": torch.randn(batch, 3, generator=g) * 0.1}
+
+
+def test_rest_pose_is_the_template_plus_learnt_offsets(avatar):
+    zero = {"global_orient": torch.zeros(1, 3), "body_pose": torch.zeros(1, 63)}
+    with torch.no_grad():
+        posed = avatar.pose(zero).means[0]
+        rest_offsets = avatar.pose_offsets(zero["body_pose"])[0]
+    np.testing.assert_allclose(posed.numpy(), (avatar.template + avatar.offsets + rest_offsets).numpy(), atol=1e-5)
+
+
+def test_posed_gaussians_follow_the_body_model(avatar, open_body_model):
+    p = frames(1)
+    with torch.no_grad():
+        avatar.mlp.out.weight.zero_()
+        ours = avatar.pose(p).means[0]
+        body = open_body_model.forward(**p).vertices[0]
+        torch.nn.init.normal_(avatar.mlp.out.weight, std=0.2)
+    dist = (ours - body).norm(dim=1)
+    assert float(dist.median()) < 1e-4  # same skinning where the smoothed weights equal the model's
+    assert float(dist.max()) < 0.05
+
+
+def test_fast_path_is_exact(avatar):
+    p = frames(4, seed=1)
+    avatar.invalidate_cache()
+    with torch.no_grad():
+        slow = avatar.pose(p).means
+    fast = avatar.pose(p, fast=True).means
+    assert (slow - avatar.pose({**p, "body_pose": torch.zeros_like(p["body_pose"])}).means).abs().max() > 1e-3
+    torch.testing.assert_close(fast, slow, atol=1e-5, rtol=0)
+
+
+def test_pose_input_is_masked_by_the_four_ring(avatar):
+    """Moving a joint outside a Gaussian's 4-ring does not change its offset; inside it can."""
+    knee = avatar.dominant == J["left_knee"]
+    base = torch.zeros(1, 63)
+    moved_far = base.clone()
+    moved_far[0, (J["right_elbow"] - 1) * 3] = 1.0  # right elbow: 7+ bones from the left knee
+    moved_near = base.clone()
+    moved_near[0, (J["left_hip"] - 1) * 3] = 1.0
+    with torch.no_grad():
+        o0, o_far, o_near = (avatar.pose_offsets(b)[0, knee] for b in (base, moved_far, moved_near))
+    assert torch.equal(o0, o_far)
+    assert (o0 - o_near).abs().max() > 1e-5
+
+
+def test_hands_and_face_are_not_deformed(avatar):
+    with torch.no_grad():
+        offsets = avatar.pose_offsets(frames(1)["body_pose"])[0]
+    frozen = torch.isin(avatar.dominant, torch.tensor(NO_DEFORM_JOINTS))
+    assert frozen.any() and offsets[frozen].abs().max() == 0
+    assert offsets[~frozen].abs().max() > 0
+
+
+def test_bundle_round_trip_is_bit_exact(avatar, tmp_path):
+    with torch.no_grad():
+        avatar.offsets.normal_(std=0.001)
+        avatar.colors.uniform_(0, 1)
+    folder = save_avatar(avatar, tmp_path / "bundle")
+    loaded, meta = load_avatar(folder)
+    assert meta["identity"] == avatar.identity and meta["config"]["level"] == 0
+    for (name, a), (_, b) in zip(avatar.state_dict().items(), loaded.state_dict().items()):
+        assert torch.equal(a, b), name
+    p = frames(2, seed=3)
+    with torch.no_grad():
+        assert torch.equal(avatar.pose(p).means, loaded.pose(p).means)
+    with pytest.raises(BundleError, match="not an avatar bundle"):
+        load_avatar(tmp_path)
