@@ -35,7 +35,7 @@ def test_rest_pose_is_the_template_plus_learnt_offsets(avatar):
     with torch.no_grad():
         posed = avatar.pose(zero).means[0]
         rest_offsets = avatar.pose_offsets(zero["body_pose"])[0]
-    np.testing.assert_allclose(posed.numpy(), (avatar.template + avatar.offsets + rest_offsets).numpy(), atol=1e-5)
+    np.testing.assert_allclose(posed.numpy(), (avatar.template + avatar.offsets + rest_offsets).detach().numpy(), atol=1e-5)
 
 
 def test_posed_gaussians_follow_the_body_model(avatar, open_body_model):

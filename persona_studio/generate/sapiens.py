@@ -45,7 +45,7 @@ from persona_studio.body.parts import PART_INDEX
 
 TASKS: tuple[str, ...] = ("depth", "normal", "seg")
 INPUT_SIZE = (1024, 768)  # (height, width) the Sapiens-Lite models were traced at
-PIXEL_MEAN = (123.675, 116.28, 103.53)  # RGB, 0-255 units, as in lite/demo
+PIXEL_MEAN = (123.5, 116.5, 103.5)  # RGB, 0-255 units, as in lite/demo
 PIXEL_STD = (58.5, 57.0, 57.5)
 OUTPUT_CHANNELS = {"depth": 1, "normal": 3, "seg": 28}
 
@@ -201,7 +201,7 @@ def sapiens_input(images: np.ndarray) -> torch.Tensor:
     then per-channel (x - mean) / std in 0-255 units.
     """
     height, width = INPUT_SIZE
-    resized = np.stack([cv2.resize(image, (width, height), interpolation=cv2.INTER_LINEAR) for image in images])
+    resized = np.stack([cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA) for image in images])
     x = torch.from_numpy(resized).permute(0, 3, 1, 2).float()  # [B, 3, 1024, 768]
     mean = torch.tensor(PIXEL_MEAN).view(1, 3, 1, 1)
     std = torch.tensor(PIXEL_STD).view(1, 3, 1, 1)
