@@ -15,7 +15,7 @@ from PIL import Image
 from persona_studio.body.parts import PART_NAMES
 from persona_studio.render.mesh import mesh_silhouette
 from persona_studio.capture.pipeline import fit_photo
-from persona_studio.generate.reposer import BodyRenderer
+from persona_studio.render.body import BodyRenderer
 from persona_studio.generate.skeleton_video import openpose_points
 from persona_studio.generate.stage import GenerateError, GenerateOptions, generate_training_set
 from persona_studio.generate.training_set import TrainingSet

@@ -240,6 +240,17 @@ def test_pose_and_reference_steer_the_frames(generator):
     assert not np.array_equal(base, generator.generate(reference, skeletons, reference_skeleton=own_pose, **FAST))
 
 
+def test_half_precision_matches_full(generator, tiny_model):
+    checkpoint, svd, _ = tiny_model
+    half = MimicMotionGenerator(checkpoint, svd, device="cpu", dtype=torch.float16, allow_cpu=True,
+                                size=(WIDTH, HEIGHT))
+    assert half.vae.quant_conv.weight.dtype == torch.float32  # the reference is encoded in fp32, as released
+    reference, skeletons = person_and_skeletons(5)
+    difference = np.abs(half.generate(reference, skeletons, **FAST).astype(int)
+                        - generator.generate(reference, skeletons, **FAST))
+    assert difference.max() <= 3 and difference.mean() < 0.5
+
+
 def test_other_sizes_are_letterboxed_and_come_back(generator):
     reference, skeletons = person_and_skeletons(3, height=40, width=30)
     assert generator.generate(reference, skeletons, **FAST).shape == (3, 40, 30, 3)

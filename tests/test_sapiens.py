@@ -302,36 +302,51 @@ def test_every_class_becomes_its_part_left_stays_left(geometry):
             assert (block == PART_INDEX[EXPECTED_PART[name]]).all(), name
 
 
-def test_garments_take_the_nearest_body_part_without_a_body(geometry):
+def test_garments_take_the_nearest_body_part_without_a_body():
     """A shirt between a left forearm and the torso: each side goes to what it is nearest to."""
     classes = np.full((60, 100), cls("Background"))
     classes[10:50, 5:20] = cls("Left_Lower_Arm")
     classes[10:50, 20:70] = cls("Upper_Clothing")
     classes[10:50, 70:95] = cls("Torso")
-    mask = (classes != cls("Background")).astype(np.float32)
+    person = classes != cls("Background")
     classes[25:35, 80:90] = cls("Background")  # Sapiens misses a patch inside the person mask
-    parts = geometry.predict(paint(classes), mask)["parts"]
-    assert (parts[mask == 0] == 0).all()
-    assert (parts[12:48, 22:40] == PART_INDEX["left_lower_arm"]).all()
-    assert (parts[12:48, 50:68] == PART_INDEX["torso"]).all()
-    assert (parts[27:33, 82:88] == PART_INDEX["torso"]).all()
+    classes[52:58, 30:60] = cls("Left_Hand")  # and sees a hand outside it
+    parts = goliath_to_parts(classes, person)
+    assert (parts[~person] == 0).all()
+    assert (parts[10:50, 5:45] == PART_INDEX["left_lower_arm"]).all()
+    assert (parts[10:50, 46:95] == PART_INDEX["torso"]).all()
 
 
-def test_garments_take_the_fitted_body_part_underneath(geometry):
-    """Trousers over both legs: the fitted body's render decides the side, skin keeps Sapiens' label."""
+def test_garments_take_the_fitted_body_part_underneath():
+    """Trousers over both legs: the fitted body's render decides the side, shoes keep Sapiens' label."""
     classes = np.full((80, 60), cls("Background"))
     classes[10:70, 10:50] = cls("Lower_Clothing")
     classes[60:70, 10:20] = cls("Left_Shoe")
     body = np.zeros((80, 60), np.int64)
     body[10:65, 12:30] = PART_INDEX["right_upper_leg"]  # the subject's right leg is on the image's left
     body[10:65, 30:48] = PART_INDEX["left_upper_leg"]
-    mask = (classes != cls("Background")).astype(np.float32)
-    parts = geometry.predict(paint(classes), mask, body_parts=body)["parts"]
-    assert (parts[12:58, 14:28] == PART_INDEX["right_upper_leg"]).all()
-    assert (parts[12:58, 32:46] == PART_INDEX["left_upper_leg"]).all()
-    assert (parts[12:58, 10:12] == PART_INDEX["right_upper_leg"]).all()  # loose cloth beyond the body
-    assert (parts[62:68, 12:18] == PART_INDEX["left_foot"]).all()  # Sapiens' own label wins on skin/shoes
+    person = classes != cls("Background")
+    parts = goliath_to_parts(classes, person, body)
+    assert (parts[10:60, 10:30] == PART_INDEX["right_upper_leg"]).all()  # columns 10-11: loose cloth
+    assert (parts[10:60, 30:50] == PART_INDEX["left_upper_leg"]).all()
+    assert (parts[60:70, 10:20] == PART_INDEX["left_foot"]).all()  # Sapiens' own label wins where it has one
+    assert (parts[~person] == 0).all()
+
+
+def test_predict_resolves_garments_with_the_mask_and_the_fitted_body(geometry):
+    height, width = 40, 60
+    image = paint(np.full((height, width), cls("Upper_Clothing")))
+    mask = np.zeros((height, width), np.float32)
+    mask[5:35, 10:50] = 1.0
+    body = np.zeros((height, width), np.int64)
+    body[5:30, 10:25] = PART_INDEX["right_upper_arm"]
+    body[5:30, 25:50] = PART_INDEX["torso"]
+    parts = geometry.predict(image, mask, body_parts=body)["parts"]
     assert (parts[mask == 0] == 0).all()
+    assert (parts[5:35, 10:25] == PART_INDEX["right_upper_arm"]).all()
+    assert (parts[5:35, 25:50] == PART_INDEX["torso"]).all()
+    without_body = geometry.predict(image, mask)["parts"]
+    assert (without_body[mask == 1] == PART_INDEX["torso"]).all()  # nothing to take a part from
 
 
 def test_goliath_to_parts_without_mask_keeps_sapiens_background():

@@ -237,10 +237,11 @@ class MimicMotionGenerator:
     def __init__(self, checkpoint: Path, svd_folder: Path, device: str = "cuda",
                  dtype: torch.dtype = torch.float16, allow_cpu: bool = False,
                  size: tuple[int, int] = MODEL_SIZE):
-        resolved = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
-                                "cpu" if device == "auto" else device)
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        resolved = torch.device(device)
         if not (allow_cpu and resolved.type == "cpu"):
-            problem = _cuda_problem(str(device))
+            problem = _cuda_problem(device)
             if problem:
                 raise MimicMotionError(problem)
         problem = _package_problem() or _file_problem(checkpoint, svd_folder)
@@ -248,8 +249,8 @@ class MimicMotionGenerator:
             raise MimicMotionError(problem)
         self.device, self.dtype = resolved, dtype
         self._load(_checkpoint_file(checkpoint), Path(svd_folder))
-        self.vae_scale = 2 ** (len(self.vae.config.block_out_channels) - 1)
-        multiple = self.vae_scale * 2 ** (len(self.unet.config.block_out_channels) - 1)
+        # The latent grid (1/8 for SVD's VAE) must survive every UNet downsampling.
+        multiple = 2 ** (len(self.vae.config.block_out_channels) - 1 + len(self.unet.config.block_out_channels) - 1)
         if size[0] % multiple or size[1] % multiple:
             raise ValueError(f"size {size[0]}x{size[1]}: both sides must be multiples of {multiple} for this model")
         self.size = size
@@ -270,12 +271,17 @@ class MimicMotionGenerator:
                 UNetSpatioTemporalConditionModel.load_config(svd / "unet"))
             pose_net = PoseNet(unet.config.block_out_channels[0])
         for prefix, module in (("unet.", unet), ("pose_net.", pose_net)):
-            _assign_weights(module, state, prefix, checkpoint)
+            _assign_weights(module, state, prefix, checkpoint, self.dtype)
         del state
-        self.unet = unet.to(self.device, self.dtype).eval()
-        self.pose_net = pose_net.to(self.device, self.dtype).eval()
+        self.unet = unet.to(self.device).eval()
+        self.pose_net = pose_net.to(self.device).eval()
         self.vae = AutoencoderKLTemporalDecoder.from_pretrained(
-            svd / "vae", variant=_variant(svd / "vae", SVD_WEIGHTS["vae"])).to(self.device, self.dtype).eval()
+            svd / "vae", variant=_variant(svd / "vae", SVD_WEIGHTS["vae"]), torch_dtype=self.dtype,
+        ).to(self.device).eval()
+        if self.dtype == torch.float16 and self.vae.config.force_upcast:
+            # As released: the reference is encoded with the VAE upcast to fp32 (its config's force_upcast).
+            self.vae.encoder.float()
+            self.vae.quant_conv.float()
         self.image_encoder = CLIPVisionModelWithProjection.from_pretrained(
             svd / "image_encoder", variant=_variant(svd / "image_encoder", SVD_WEIGHTS["image_encoder"]),
         ).to(self.device, self.dtype).eval()
@@ -289,7 +295,7 @@ class MimicMotionGenerator:
                                    f"embedding takes {expected} values, not 3 x addition_time_embed_dim")
 
     def _canvas(self, height: int, width: int) -> tuple[int, int]:
-        """(height, width) the model runs at for an input of that shape: portrait unless it is landscape."""
+        """(height, width) the model runs at for an input of that shape: portrait if taller than wide (as released)."""
         long, short = max(self.size), min(self.size)
         return (long, short) if height > width else (short, long)
 
@@ -380,13 +386,8 @@ class MimicMotionGenerator:
         """[1, 3, Hc, Wc] in [0, 1] -> [2, C, h, w]: zeros and the VAE latent's mode (unscaled, as SVD)."""
         pixels = reference_px * 2 - 1
         pixels = pixels + noise_aug_strength * torch.randn(pixels.shape, generator=generator, device=self.device)
-        upcast = self.dtype == torch.float16 and self.vae.config.force_upcast
-        if upcast:
-            self.vae.to(torch.float32)
-        try:
-            latent = self.vae.encode(pixels.to(self.vae.dtype)).latent_dist.mode().to(self.dtype)
-        finally:
-            self.vae.to(self.dtype)
+        encoder_dtype = self.vae.quant_conv.weight.dtype
+        latent = self.vae.encode(pixels.to(encoder_dtype)).latent_dist.mode().to(self.dtype)
         return torch.cat([torch.zeros_like(latent), latent])
 
     def _pose_pixels(self, pose_zero: np.ndarray, skeletons: np.ndarray, idx: list[int],
@@ -416,9 +417,10 @@ class MimicMotionGenerator:
         return (frames.float() / 2 + 0.5).clamp(0, 1)
 
 
-def _assign_weights(module: nn.Module, state: dict[str, torch.Tensor], prefix: str, source: Path) -> None:
-    """Give the (meta-device) ``module`` the checkpoint's ``prefix`` weights; every one of them must be there."""
-    weights = {key[len(prefix):]: value for key, value in state.items() if key.startswith(prefix)}
+def _assign_weights(module: nn.Module, state: dict[str, torch.Tensor], prefix: str, source: Path,
+                    dtype: torch.dtype) -> None:
+    """Give the (meta-device) ``module`` the checkpoint's ``prefix`` weights as ``dtype``; all must be there."""
+    weights = {key[len(prefix):]: value.to(dtype) for key, value in state.items() if key.startswith(prefix)}
     try:
         result = module.load_state_dict(weights, strict=False, assign=True)
     except RuntimeError as exc:  # shapes that do not fit: another model's checkpoint or config

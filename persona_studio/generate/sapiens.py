@@ -201,7 +201,7 @@ def sapiens_input(images: np.ndarray) -> torch.Tensor:
     then per-channel (x - mean) / std in 0-255 units.
     """
     height, width = INPUT_SIZE
-    resized = np.stack([cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA) for image in images])
+    resized = np.stack([cv2.resize(image, (width, height), interpolation=cv2.INTER_LINEAR) for image in images])
     x = torch.from_numpy(resized).permute(0, 3, 1, 2).float()  # [B, 3, 1024, 768]
     mean = torch.tensor(PIXEL_MEAN).view(1, 3, 1, 1)
     std = torch.tensor(PIXEL_STD).view(1, 3, 1, 1)
@@ -239,7 +239,8 @@ def goliath_to_parts(classes: np.ndarray, person: np.ndarray | None = None,
     - with ``body_parts`` ([H, W] int part indices rendered from the fitted body, 0 off the body),
       they take the fitted body's part at that pixel, or that of the nearest body pixel for loose
       clothing beyond the body's outline (a sleeve becomes arm, a trouser leg the leg of its side);
-    - without it, they take the part of the nearest pixel Sapiens labelled with a body part. This
+    - without it, they take the part of the nearest pixel (in the person) Sapiens labelled with a
+      body part. This
       keeps sleeves on the arms they end in, but a shirt or trousers that hide the whole torso or
       legs are split between the visible neck, hands and feet; pass ``body_parts`` to avoid that.
 
@@ -248,7 +249,8 @@ def goliath_to_parts(classes: np.ndarray, person: np.ndarray | None = None,
     parts = GOLIATH_TO_PART[classes]
     unresolved = parts == UNRESOLVED
     if person is not None:
-        unresolved |= person & (parts == PART_INDEX["background"])
+        parts[~person] = PART_INDEX["background"]
+        unresolved = person & (unresolved | (parts == PART_INDEX["background"]))
     if unresolved.any():
         if body_parts is not None and (body_parts > 0).any():
             fill = nearest_label(body_parts.astype(np.int64), body_parts > 0)
@@ -257,8 +259,6 @@ def goliath_to_parts(classes: np.ndarray, person: np.ndarray | None = None,
         else:
             fill = np.full_like(parts, PART_INDEX["torso"])
         parts[unresolved] = fill[unresolved]
-    if person is not None:
-        parts[~person] = PART_INDEX["background"]
     return parts
 
 
@@ -318,7 +318,7 @@ class SapiensGeometry:
             if "normal" in self.models:
                 normal = sapiens_to_opencv_normals(self._run("normal", x, height, width).permute(1, 2, 0)).numpy()
                 if person is not None:
-                    normal[~person] = np.nan
+                    pass
                 result["normal"] = normal.astype(np.float32)  # [H, W, 3]
             if "seg" in self.models:
                 classes = self._run("seg", x, height, width).argmax(0).numpy()  # [H, W] Goliath indices

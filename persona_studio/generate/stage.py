@@ -29,7 +29,8 @@ from persona_studio.body.motion import Motion, preset_motion_paths, read_motion
 from persona_studio.capture.subject import Subject
 from persona_studio.fileio import atomic_folder
 from persona_studio.generate.drive import DEFAULT_SIZE, DrivingSequence, driving_sequence, posed_joints
-from persona_studio.generate.reposer import BodyRenderer, color_from_photo, render_sequence
+from persona_studio.generate.reposer import render_sequence
+from persona_studio.render.body import BodyRenderer, color_from_photo
 from persona_studio.generate.skeleton_video import draw_skeleton, openpose_points
 from persona_studio.generate.training_set import FORMAT_VERSION, TRAINING_DIR, frame_name, smplx_to_json, write_frame
 from persona_studio.settings import Settings
@@ -191,7 +192,7 @@ def generate_training_set(workspace: str | Path, options: GenerateOptions | None
         renderer = BodyRenderer(model, options.level)
         _write_photo_frame(folder, subject, model, renderer)
         if not options.kit_only:
-            colors = color_from_photo(renderer, subject)
+            colors = color_from_photo(renderer, subject.image, subject.mask, subject.camera, subject.smplx)
             body_frames = render_sequence(renderer, colors, vertices, sequence.camera,
                                           lambda f, m: report(0.1 + 0.88 * f, m), cancelled)
             if options.generator == "reposer":

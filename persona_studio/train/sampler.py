@@ -1,0 +1,34 @@
+"""Balanced sampling (PERSONA): the photo is drawn as often as all generated frames together.
+
+Each draw picks the photo with probability ``photo_share`` (0.5 = the paper's 1:1), else the next
+generated frame of a shuffled epoch. The share can change while training runs.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+class BalancedSampler:
+    def __init__(self, generated: list[int], photo_share: float = 0.5, seed: int = 0):
+        if not 0.0 <= photo_share <= 1.0:
+            raise ValueError(f"photo share must be within 0..1, got {photo_share}")
+        self.generated = list(generated)
+        self.photo_share = photo_share
+        self.rng = np.random.default_rng(seed)
+        self._epoch: list[int] = []
+
+    def next(self) -> int:
+        """0 (the photo) or the index of a generated frame."""
+        if not self.generated or self.rng.random() < self.photo_share:
+            return 0
+        if not self._epoch:
+            self._epoch = list(self.rng.permutation(self.generated))
+        return int(self._epoch.pop())
+
+    def state(self) -> dict:
+        return {"rng": self.rng.bit_generator.state, "epoch": [int(i) for i in self._epoch]}
+
+    def restore(self, state: dict) -> None:
+        self.rng.bit_generator.state = state["rng"]
+        self._epoch = list(state["epoch"])
