@@ -163,6 +163,14 @@ def test_without_cuda_the_backend_says_so():
         MimicMotionGenerator("MimicMotion_1-1.pth", "svd", device="cpu")
 
 
+def test_missing_packages_are_named(monkeypatch):
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *args: None if name == "diffusers" else real_find_spec(name, *args))
+    with pytest.raises(MimicMotionError, match=r'diffusers is not installed \(pip install "persona-studio\[gpu\]"\)'):
+        MimicMotionGenerator("MimicMotion_1-1.pth", "svd", device="cpu", allow_cpu=True)
+
+
 @needs_diffusers
 def test_missing_files_are_named(tmp_path):
     def problem(checkpoint, svd):

@@ -22,6 +22,8 @@ from persona_studio.generate.sapiens import (
     GOLIATH_CLASSES, SapiensError, SapiensGeometry, check_sapiens, find_sapiens_models, goliath_to_parts,
 )
 
+pytestmark = pytest.mark.filterwarnings(r"ignore:`torch\.jit\.\w+` is deprecated:DeprecationWarning")
+
 # Facts of the Sapiens-Lite release (lite/demo/*.py, lite/docs/SEG_README.md), written out here so
 # that the module is checked against them rather than against itself.
 RELEASE_MEAN = np.array([123.5, 116.5, 103.5])
@@ -143,7 +145,7 @@ def test_models_are_found_by_release_names(tmp_path):
         "torchscript/depth/checkpoints/sapiens_2b/sapiens_2b_render_people_epoch_25_torchscript.pt2": "depth",
         "torchscript/normal/checkpoints/sapiens_0.6b/sapiens_0.6b_normal_render_people_epoch_200_torchscript.pt2":
             "normal",
-        "torchscript/seg/checkpoints/sapiens_0.3b/sapiens_0.3b_goliath_best_goliath_mIoU_7673_epoch_194_torchscript.pt2":
+        "torchscript/seg/sapiens_0.3b/sapiens_0.3b_goliath_best_goliath_mIoU_7673_epoch_194_torchscript.pt2":
             "seg",
         # not geometry models, or not TorchScript: ignored
         "sapiens_1b_goliath_best_goliath_AP_639_torchscript.pt2": "",  # pose
@@ -193,7 +195,9 @@ def test_corrupt_or_wrong_files_raise_with_their_path(tmp_path):
         with pytest.raises(SapiensError, match=re.escape(str(path))):
             SapiensGeometry(folder, device="cpu")
         assert str(path) in check_sapiens(folder), what
-        save(good, folder / NORMAL_FILE)  # one usable model is enough for the check
+        save(good, folder / NORMAL_FILE)  # a good model beside it does not hide it
+        assert str(path) in check_sapiens(folder), what
+        path.unlink()  # one good model is enough
         assert check_sapiens(folder) is None
 
 

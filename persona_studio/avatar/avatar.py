@@ -21,6 +21,7 @@ from persona_studio.avatar.deform import PoseMLP, Triplane, rotation_6d
 from persona_studio.body.model import BodyModel
 from persona_studio.body.parts import PART_INDEX
 from persona_studio.body.skeleton import JOINT_NAMES, PARENTS, body_pose_mask
+from persona_studio.body.subdivide import longest_incident_edge
 
 NO_DEFORM_JOINTS = tuple(i for i, n in enumerate(JOINT_NAMES)
                          if n in ("head", "jaw", "left_eye", "right_eye") or "wrist" in n
@@ -83,9 +84,8 @@ class Avatar(nn.Module):
         self.register_buffer("group_of", group_of)
         self.register_buffer("deformable", ~torch.isin(dominant, torch.tensor(NO_DEFORM_JOINTS)))
 
-        edge = (self.template[self.faces[:, 0]] - self.template[self.faces[:, 1]]).norm(dim=1)
         self.offsets = nn.Parameter(torch.zeros(n, 3))
-        self.log_scales = nn.Parameter(torch.full((n,), float(torch.log(edge.median() * 0.6))))
+        self.log_scales = nn.Parameter(torch.log(0.5 * longest_incident_edge(self.template, self.faces)))
         self.colors = nn.Parameter(f32(colors).clamp(0, 1).clone())
         self.seam_colors = nn.Parameter(f32(colors).clamp(0, 1).clone())
         centre = ((self.template.min(0).values + self.template.max(0).values) / 2).tolist()

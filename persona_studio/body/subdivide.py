@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 import scipy.sparse as sp
+import torch
 
 MAX_LEVEL = 2
 
@@ -43,3 +44,14 @@ def subdivide(faces: np.ndarray, num_vertices: int, level: int) -> tuple[np.ndar
         faces, step = subdivide_once(faces, matrix.shape[0])
         matrix = (step @ matrix).tocsr()
     return faces, matrix
+
+
+def longest_incident_edge(vertices: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
+    """[N, 3] vertices, [F, 3] faces -> [N] length of each vertex's longest edge (the local spacing a
+    splat on that vertex must bridge to close the surface)."""
+    longest = torch.zeros(vertices.shape[0], dtype=vertices.dtype)
+    for a, b in ((0, 1), (1, 2), (2, 0)):
+        length = (vertices[faces[:, a]] - vertices[faces[:, b]]).norm(dim=-1)
+        longest = longest.scatter_reduce(0, faces[:, a], length, "amax")
+        longest = longest.scatter_reduce(0, faces[:, b], length, "amax")
+    return longest

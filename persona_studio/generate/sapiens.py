@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import os
 import re
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -149,7 +150,12 @@ def torchscript_archive_problem(path: Path) -> str | None:
 
 
 def check_sapiens(folder: Path | None) -> str | None:
-    """None when at least one Sapiens model is usable in ``folder``, else one line saying what to do."""
+    """None when ``folder`` holds at least one Sapiens model and every model found there is a whole
+    TorchScript archive; else one line saying what is wrong and what to do.
+
+    Cheap (nothing is loaded), so the app can call it whenever the folder changes; a file that passes
+    but still fails to load is reported by :class:`SapiensGeometry`.
+    """
     wanted = ", ".join(f"{name} ({task})" for task, name in EXAMPLE_FILES.items())
     where = ("from huggingface.co/facebook/sapiens-{depth,normal,seg}-1b-torchscript "
              "(0.3b/0.6b/2b work too)")
@@ -164,10 +170,8 @@ def check_sapiens(folder: Path | None) -> str | None:
         note = (f" (found only {'/'.join(other_modes)} files, which need torch.compile on a GPU; "
                 "use the _torchscript.pt2 ones)") if other_modes else ""
         return f"Sapiens: no model files in {folder}{note}; put {wanted} {where} there"
-    problems = [torchscript_archive_problem(path) for path in models.values()]
-    if all(problems):
-        return f"Sapiens: {problems[0]}"
-    return None
+    problems = [problem for problem in map(torchscript_archive_problem, models.values()) if problem]
+    return f"Sapiens: {problems[0]}" if problems else None
 
 
 def resolve_device(device: str) -> torch.device:
@@ -186,7 +190,9 @@ def load_sapiens_model(path: Path, device: torch.device, dtype: torch.dtype) -> 
     if problem:
         raise SapiensError(problem)
     try:
-        model = torch.jit.load(str(path), map_location=device)
+        with warnings.catch_warnings():  # torch marks TorchScript deprecated; the release ships nothing else
+            warnings.simplefilter("ignore", DeprecationWarning)
+            model = torch.jit.load(str(path), map_location=device)
     except Exception as exc:  # torch reports unreadable archives with several exception types
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise SapiensError(f"{path} could not be loaded as a TorchScript model ({first_line}): "
@@ -240,9 +246,8 @@ def goliath_to_parts(classes: np.ndarray, person: np.ndarray | None = None,
       they take the fitted body's part at that pixel, or that of the nearest body pixel for loose
       clothing beyond the body's outline (a sleeve becomes arm, a trouser leg the leg of its side);
     - without it, they take the part of the nearest pixel (in the person) Sapiens labelled with a
-      body part. This
-      keeps sleeves on the arms they end in, but a shirt or trousers that hide the whole torso or
-      legs are split between the visible neck, hands and feet; pass ``body_parts`` to avoid that.
+      body part. This keeps sleeves on the arms they end in, but a shirt or trousers that hide the
+      whole torso or legs are split between the visible neck, hands and feet; pass ``body_parts``.
 
     With nothing to take a part from, garments become torso.
     """
@@ -275,14 +280,14 @@ class SapiensGeometry:
         self.tasks: tuple[str, ...] = tuple(self.models)
 
     def _run(self, task: str, x: torch.Tensor, height: int, width: int) -> torch.Tensor:
-        """[1, 3, 1024, 768] input -> [C, H, W] output of ``task`` at the image size."""
+        """[1, 3, 1024, 768] input -> [C, H, W] float32 output of ``task`` at the image size, on the device."""
         output = self.models[task](x)
         expected = OUTPUT_CHANNELS[task]
         if not isinstance(output, torch.Tensor) or output.dim() != 4 or output.shape[1] != expected:
             got = tuple(output.shape) if isinstance(output, torch.Tensor) else type(output).__name__
             raise SapiensError(f"{self.paths[task]} returned {got}, not [B, {expected}, h, w] as a Sapiens "
                                f"{task} model does: is it the right file?")
-        return resize_output(output, height, width)[0].cpu()
+        return resize_output(output, height, width)[0]
 
     def predict(self, image: np.ndarray, mask: np.ndarray | None = None,
                 body_parts: np.ndarray | None = None) -> dict[str, np.ndarray]:
@@ -311,17 +316,18 @@ class SapiensGeometry:
         result: dict[str, np.ndarray] = {}
         with torch.no_grad():
             if "depth" in self.models:
-                depth = self._run("depth", x, height, width)[0].numpy()  # [H, W]
+                depth = self._run("depth", x, height, width)[0].cpu().numpy()  # [H, W]
                 if person is not None:
                     depth[~person] = np.nan
                 result["depth"] = depth.astype(np.float32)
             if "normal" in self.models:
-                normal = sapiens_to_opencv_normals(self._run("normal", x, height, width).permute(1, 2, 0)).numpy()
+                sapiens_normal = self._run("normal", x, height, width).permute(1, 2, 0)  # [H, W, 3]
+                normal = sapiens_to_opencv_normals(sapiens_normal).cpu().numpy()
                 if person is not None:
-                    pass
+                    normal[~person] = np.nan
                 result["normal"] = normal.astype(np.float32)  # [H, W, 3]
             if "seg" in self.models:
-                classes = self._run("seg", x, height, width).argmax(0).numpy()  # [H, W] Goliath indices
+                classes = self._run("seg", x, height, width).argmax(0).cpu().numpy()  # [H, W] Goliath indices
                 result["parts"] = goliath_to_parts(classes, person,
                                                    None if body_parts is None else np.asarray(body_parts))
         return result

@@ -15,7 +15,7 @@ from scipy.spatial import cKDTree
 
 from persona_studio.body.model import BodyModel
 from persona_studio.body.parts import PART_COLORS, vertex_parts
-from persona_studio.body.subdivide import subdivide
+from persona_studio.body.subdivide import longest_incident_edge, subdivide
 from persona_studio.render.camera import Camera
 from persona_studio.render.mesh import mesh_silhouette
 from persona_studio.render.rasterize import rasterize
@@ -61,12 +61,7 @@ class BodyRenderer:
 
     def scales(self, vertices: torch.Tensor) -> torch.Tensor:
         """[V] Gaussian std per vertex: half its longest edge, so neighbouring splats close the surface."""
-        longest = torch.zeros(vertices.shape[0])
-        for a, b in ((0, 1), (1, 2), (2, 0)):
-            length = (vertices[self.faces[:, a]] - vertices[self.faces[:, b]]).norm(dim=-1)
-            longest = longest.scatter_reduce(0, self.faces[:, a], length, "amax")
-            longest = longest.scatter_reduce(0, self.faces[:, b], length, "amax")
-        return 0.5 * longest
+        return 0.5 * longest_incident_edge(vertices, self.faces)
 
     def render(self, base_vertices: torch.Tensor, colors: torch.Tensor, camera: Camera,
                background: float = 1.0) -> BodyRender:
