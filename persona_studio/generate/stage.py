@@ -30,7 +30,7 @@ from persona_studio.capture.subject import Subject
 from persona_studio.fileio import atomic_folder
 from persona_studio.generate.drive import DEFAULT_SIZE, DrivingSequence, driving_sequence, posed_joints
 from persona_studio.generate.reposer import render_sequence
-from persona_studio.render.body import BodyRenderer, color_from_photo
+from persona_studio.render.body import BodyRender, BodyRenderer, color_from_photo
 from persona_studio.generate.skeleton_video import draw_skeleton, openpose_points
 from persona_studio.generate.training_set import FORMAT_VERSION, TRAINING_DIR, frame_name, smplx_to_json, write_frame
 from persona_studio.settings import Settings
@@ -42,7 +42,8 @@ KIT_README = """# PERSONA Studio generation kit
 
 Inputs for a human-animation model such as MimicMotion, made from the subject's photo and motions:
 
-- `reference.png`: the photo's person, masked, on white, scaled and placed to match the skeleton;
+- `reference.png`: the photo's person, masked, on white, scaled and placed to match the skeleton, and
+  `reference_skeleton.png`: the photo's own fitted skeleton placed the same way;
 - `skeleton.mp4` (and `skeleton/*.png`): DWPose/OpenPose-style pose frames ({frames} frames, {width}x{height}, {fps} fps);
 - `smplx/*.json`: the SMPL-X parameters of every frame (PERSONA keys), `camera.json`: the fixed camera.
 
@@ -81,23 +82,27 @@ def load_motions(names: list[str]) -> dict[str, Motion]:
     return motions
 
 
-def reference_image(subject: Subject, body_box: tuple[float, float, float, float], size: tuple[int, int]) -> np.ndarray:
-    """The photo's person, masked, on white, scaled and moved so its box matches ``body_box`` (x0, y0, x1, y1)."""
+def reference_alignment(subject: Subject, body_box: tuple[float, float, float, float]) -> tuple[float, np.ndarray]:
+    """(scale, shift) mapping photo pixels onto the kit frame (``out = photo * scale + shift``) so that
+    the photo's person box matches the frame-0 body's box ``body_box`` (x0, y0, x1, y1) in height and centre."""
     ys, xs = np.nonzero(subject.mask > 0.5)
     px0, py0, px1, py1 = xs.min(), ys.min(), xs.max() + 1, ys.max() + 1
     bx0, by0, bx1, by1 = body_box
     scale = (by1 - by0) / max(py1 - py0, 1)
-    # Affine map output -> photo: photo = (out - b0) / scale + p0, aligned on the boxes' centres.
-    ox, oy = (bx0 + bx1) / 2, (by0 + by1) / 2
-    cx, cy = (px0 + px1) / 2, (py0 + py1) / 2
-    coeffs = (1 / scale, 0, cx - ox / scale, 0, 1 / scale, cy - oy / scale)
+    shift = np.array([(bx0 + bx1) / 2 - scale * (px0 + px1) / 2, (by0 + by1) / 2 - scale * (py0 + py1) / 2])
+    return float(scale), shift
+
+
+def reference_image(subject: Subject, scale: float, shift: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """The photo's person, masked, on white, mapped into the kit frame by ``reference_alignment``."""
+    coeffs = (1 / scale, 0, -shift[0] / scale, 0, 1 / scale, -shift[1] / scale)  # output -> photo
     rgba = np.dstack([subject.image, (subject.mask * 255).astype(np.uint8)])
     warped = np.asarray(Image.fromarray(rgba).transform(size, Image.AFFINE, coeffs, Image.BILINEAR), np.float32)
     alpha = warped[..., 3:] / 255.0
     return (warped[..., :3] * alpha + 255 * (1 - alpha)).astype(np.uint8)
 
 
-def write_kit(folder: Path, subject: Subject, sequence: DrivingSequence, vertices: np.ndarray,
+def write_kit(folder: Path, subject: Subject, model: BodyModel, sequence: DrivingSequence, vertices: np.ndarray,
               joints: np.ndarray, progress: Progress) -> np.ndarray:
     """Write the generation kit into ``folder``; returns the skeleton frames [T, H, W, 3]."""
     camera = sequence.camera
@@ -115,8 +120,14 @@ def write_kit(folder: Path, subject: Subject, sequence: DrivingSequence, vertice
     imageio.mimwrite(folder / "skeleton.mp4", skeletons, fps=sequence.fps, codec="libx264", quality=8,
                      macro_block_size=1)
     uv0 = camera.project(vertices[0])
-    box = (uv0[:, 0].min(), uv0[:, 1].min(), uv0[:, 0].max(), uv0[:, 1].max())
-    Image.fromarray(reference_image(subject, box, (camera.width, camera.height))).save(folder / "reference.png")
+    scale, shift = reference_alignment(subject, (uv0[:, 0].min(), uv0[:, 1].min(), uv0[:, 0].max(), uv0[:, 1].max()))
+    size = (camera.width, camera.height)
+    Image.fromarray(reference_image(subject, scale, shift, size)).save(folder / "reference.png")
+    # The photo's own fitted skeleton, placed like the reference (MimicMotion's frame 0 of each window).
+    with torch.no_grad():
+        photo_joints = model.forward(**{k: torch.as_tensor(v)[None] for k, v in subject.smplx.items()}).joints[0]
+    photo_uv = subject.camera.project(photo_joints.numpy())[:, :2] * scale + shift
+    Image.fromarray(draw_skeleton(openpose_points(photo_uv), *size)).save(folder / "reference_skeleton.png")
     (folder / "camera.json").write_text(json.dumps(camera.to_json(), indent=1) + "\n")
     (folder / "README.md").write_text(KIT_README.format(frames=sequence.num_frames, width=camera.width,
                                                         height=camera.height, fps=sequence.fps))
@@ -179,7 +190,16 @@ def generate_training_set(workspace: str | Path, options: GenerateOptions | None
         problem = check_mimicmotion(ckpt, svd)
         if problem:
             raise GenerateError(f"{problem}; use --generator reposer (built in) or write a kit with --kit-only")
-        generator_backend = MimicMotionGenerator(ckpt, svd)
+        generator_backend = MimicMotionGenerator(ckpt, svd, device=settings.device)
+    geometry = None
+    if settings.sapiens_path and options.generator != "reposer" and not options.kit_only:
+        from persona_studio.generate.sapiens import SapiensGeometry, check_sapiens
+
+        problem = check_sapiens(Path(settings.sapiens_path))
+        if problem:
+            notes.append(f"{problem}; geometry targets come from the posed body instead")
+        else:
+            geometry = SapiensGeometry(Path(settings.sapiens_path), device=settings.device)
     motions = load_motions(options.motions)
     frames = options.frames or DEFAULT_FRAMES[options.generator]
     sequence = driving_sequence(model, subject, motions, max_frames=frames, size=options.size)
@@ -187,7 +207,7 @@ def generate_training_set(workspace: str | Path, options: GenerateOptions | None
     vertices, joints = posed_joints(model, sequence)
     target = Path(workspace) / TRAINING_DIR
     with atomic_folder(target) as folder:
-        skeletons = write_kit(folder / "kit", subject, sequence, vertices, joints,
+        skeletons = write_kit(folder / "kit", subject, model, sequence, vertices, joints,
                               lambda f, m: report(0.02 + 0.08 * f, m))
         renderer = BodyRenderer(model, options.level)
         _write_photo_frame(folder, subject, model, renderer)
@@ -201,7 +221,9 @@ def generate_training_set(workspace: str | Path, options: GenerateOptions | None
                 images = read_imported_frames(options.frames_from, sequence.num_frames, options.size)
             else:
                 reference = np.asarray(Image.open(folder / "kit" / "reference.png"))
+                reference_skeleton = np.asarray(Image.open(folder / "kit" / "reference_skeleton.png"))
                 images = iter(generator_backend.generate(reference, skeletons, seed=options.seed,
+                                                         reference_skeleton=reference_skeleton,
                                                          progress=lambda f, m: report(0.1 + 0.4 * f, m),
                                                          cancelled=cancelled))
             for i, body in enumerate(body_frames):
@@ -210,9 +232,12 @@ def generate_training_set(workspace: str | Path, options: GenerateOptions | None
                 else:
                     rgb = next(images)
                     mask = _segment(rgb)
+                    if geometry is not None:
+                        body = _sapiens_targets(geometry, rgb, mask, body)
                 write_frame(folder, i + 1, rgb, mask, body.depth, body.normal, body.parts, sequence.frame_params(i))
             if options.generator != "reposer":
-                notes.append("depth, normals and parts of generated frames come from the posed body (a prior)")
+                notes.append("depth, normals and parts of generated frames come from "
+                             + ("Sapiens" if geometry is not None else "the posed body (a prior)"))
         (folder / "camera.json").write_text(json.dumps(sequence.camera.to_json(), indent=1) + "\n")
         manifest = {
             "format_version": FORMAT_VERSION, "generator": options.generator,
@@ -225,6 +250,27 @@ def generate_training_set(workspace: str | Path, options: GenerateOptions | None
         (folder / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
     report(1.0, "training set written")
     return target
+
+
+def _sapiens_targets(geometry, rgb: np.ndarray, mask: np.ndarray, body: BodyRender) -> BodyRender:
+    """Replace the body prior's targets with Sapiens' where it has them. Sapiens' depth is relative:
+    it is mapped onto the body's depth range (median and mean deviation) for storage; the trainer's
+    depth loss is scale-invariant anyway."""
+    predicted = geometry.predict(rgb, mask, body_parts=body.parts)
+    inside = mask > 0.5
+    depth, normal, parts = body.depth, body.normal, body.parts
+    if "depth" in predicted and inside.any() and (body.depth > 0).any():
+        d = predicted["depth"]
+        ours = body.depth[body.depth > 0]
+        d_in = d[inside]
+        scaled = (d - np.median(d_in)) / max(np.abs(d_in - np.median(d_in)).mean(), 1e-6)
+        scaled = scaled * np.abs(ours - np.median(ours)).mean() + np.median(ours)
+        depth = np.where(inside, np.nan_to_num(scaled), 0.0).astype(np.float32)
+    if "normal" in predicted:
+        normal = np.where(inside[..., None], np.nan_to_num(predicted["normal"]), 0.0).astype(np.float32)
+    if "parts" in predicted:
+        parts = predicted["parts"]
+    return BodyRender(rgb=body.rgb, mask=mask, depth=depth, normal=normal, parts=parts)
 
 
 def _write_photo_frame(folder: Path, subject: Subject, model: BodyModel, renderer: BodyRenderer) -> None:

@@ -1,0 +1,122 @@
+"""The trainer on a real (tiny) training set: steps reduce the losses, live controls, resume, seams."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from persona_studio.capture.pipeline import fit_photo
+from persona_studio.generate.stage import GenerateOptions, generate_training_set
+from persona_studio.train.sampler import BalancedSampler
+from persona_studio.train.seams import seam_mask
+from persona_studio.train.trainer import Trainer, TrainSettings
+
+from conftest import shared_path
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory, open_body_model):
+    ws = tmp_path_factory.mktemp("train")
+    fit_photo(shared_path("photos", "sith_002.png"), ws, model=open_body_model)
+    generate_training_set(ws, GenerateOptions(motions=["wave"], frames=5, size=(72, 128), level=0), model=open_body_model)
+    return ws
+
+
+def tiny(**overrides) -> TrainSettings:
+    values = dict(iterations=6, resolution=96, template_level=0, mlp_width=32, triplane_resolution=16,
+                  checkpoint_every=0, preview_every=0)
+    values.update(overrides)
+    return TrainSettings.from_preset("preview", **values)
+
+
+def test_one_step_reduces_each_loss_on_a_fixed_frame(workspace, open_body_model):
+    trainer = Trainer(workspace, tiny(), model=open_body_model)
+    trainer.prepare()
+    for index in (0, 2):  # the photo and a generated frame
+        before = {k: v for k, v in trainer.losses_for(index)[1].items()}
+        for _ in range(3):
+            trainer.optimiser.zero_grad()
+            loss, _ = trainer.losses_for(index)
+            loss.backward()
+            trainer.optimiser.step()
+            trainer.avatar.invalidate_cache()
+        after = trainer.losses_for(index)[1]
+        assert sum(after.values()) < sum(before.values())
+        for term in ("image", "mask", "normal"):
+            assert after[term] <= before[term] + 1e-6, (index, term, before[term], after[term])
+
+
+def test_pause_resume_stop_and_live_weights(workspace, open_body_model):
+    events = []
+    trainer = Trainer(workspace, tiny(iterations=10_000), on_event=events.append, model=open_body_model)
+    trainer.start()
+    deadline = time.time() + 120
+    while trainer.step < 2 and time.time() < deadline:
+        time.sleep(0.05)
+    trainer.pause()
+    time.sleep(0.5)
+    paused_at = trainer.step
+    time.sleep(1.0)
+    assert trainer.step <= paused_at + 1 and trainer.paused  # at most the step in flight finishes
+    trainer.set_weights(mask=7.0)
+    trainer.set_photo_share(1.0)
+    trainer.resume()
+    while trainer.step < paused_at + 3 and time.time() < deadline:
+        time.sleep(0.05)
+    trainer.stop()
+    trainer.join(60)
+    assert not trainer.running and trainer.error is None
+    late = [e for e in events if e["type"] == "progress" and e["step"] > paused_at + 1]
+    assert late and all(e["losses"]["frame"] == 0 for e in late)  # photo share 1: only the photo
+    assert trainer._step_weights.mask == 7.0
+    kinds = {e["type"] for e in events}
+    assert {"progress", "paused", "resumed", "stopped"} <= kinds
+
+
+def test_a_killed_run_resumes_from_its_last_checkpoint(workspace, open_body_model):
+    settings = tiny(iterations=4, checkpoint_every=2)
+    first = Trainer(workspace, settings, model=open_body_model)
+    first.prepare()
+    for _ in range(2):
+        first.train_step()
+    first.save_checkpoint()
+    state = {k: v.clone() for k, v in first.avatar.state_dict().items()}
+    # "kill": drop the trainer; a new one on the same workspace continues from step 2
+    second = Trainer(workspace, settings, model=open_body_model)
+    second.prepare()
+    assert second.step == 2
+    for k, v in second.avatar.state_dict().items():
+        assert torch.equal(v, state[k]), k
+    figures = second.run()
+    assert figures["step"] == 4 and (workspace / "avatar" / "bundle" / "avatar.json").is_file()
+    assert "photo_psnr" in figures
+
+
+def test_seams_on_constructed_cases():
+    # Two flat regions with different canonical positions side by side: a seam along their border only.
+    pos = torch.zeros(1, 20, 20, 3)
+    pos[:, :, :10] = torch.tensor([0.2, 0.5, 0.5])
+    pos[:, :, 10:] = torch.tensor([0.8, 0.5, 0.5])
+    alpha = torch.ones(1, 20, 20)
+    seams = seam_mask(pos, alpha, radius=1)[0]
+    assert seams[:, 8:12].all() and not seams[:, :7].any() and not seams[:, 13:].any()
+    # A smooth ramp (one body part) is not a seam; its silhouette against the background is.
+    ramp = torch.linspace(0, 0.1, 20)[None, None, :, None].expand(1, 20, 20, 3).clone()
+    alpha = torch.zeros(1, 20, 20)
+    alpha[:, 5:15, 5:15] = 1
+    seams = seam_mask(ramp * alpha[..., None], alpha, radius=0)[0]
+    assert seams[5, 5:15].all() and not seams[8:12, 8:12].any()
+
+
+def test_balanced_sampler_share():
+    sampler = BalancedSampler(list(range(1, 101)), photo_share=0.5, seed=1)
+    draws = np.array([sampler.next() for _ in range(4000)])
+    assert abs((draws == 0).mean() - 0.5) < 0.03
+    assert set(draws[draws > 0]) == set(range(1, 101))  # every generated frame is seen
+    sampler.photo_share = 0.0
+    assert all(sampler.next() > 0 for _ in range(100))
+    with pytest.raises(ValueError):
+        BalancedSampler([1], photo_share=1.5)
