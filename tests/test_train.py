@@ -77,6 +77,9 @@ def test_pause_resume_stop_and_live_weights(workspace, open_body_model):
 
 
 def test_a_killed_run_resumes_from_its_last_checkpoint(workspace, open_body_model):
+    import shutil
+
+    shutil.rmtree(workspace / "avatar", ignore_errors=True)
     settings = tiny(iterations=4, checkpoint_every=2)
     first = Trainer(workspace, settings, model=open_body_model)
     first.prepare()

@@ -128,8 +128,8 @@ def load_frames(ts: TrainingSet, model: BodyModel, resolution: int) -> list[Fram
         scale = resolution / max(h, w)
         size = (max(1, round(w * scale)), max(1, round(h * scale)))
         camera = f.camera.resized(*size)
-        mask = _resize(f.mask, size)
-        rgb = _resize(f.rgb, size)
+        mask = np.array(_resize(f.mask, size))
+        rgb = np.array(_resize(f.rgb, size))
         rgb = rgb * mask[..., None] + (1 - mask[..., None])  # on white, like the renders
         params = {k: torch.as_tensor(v)[None] for k, v in f.smplx.items()}
         with torch.no_grad():
@@ -253,7 +253,12 @@ class Trainer:
         self.sampler = BalancedSampler(train_frames, share, s.seed)
         if self.checkpoint_path.is_file():
             avatar, extra, saved = load_checkpoint(self.checkpoint_path)
-            if saved.get("settings", {}).get("template_level") == s.template_level and saved.get("frames") == len(self.frames):
+            shape_keys = ("template_level", "mlp_width", "triplane_resolution", "pose_deformation")
+            same = all(saved.get("settings", {}).get(k) == getattr(s, k) for k in shape_keys)
+            if not same or saved.get("frames") != len(self.frames):
+                self.on_event({"type": "info", "message": "the checkpoint was made with other settings or "
+                                                          "another training set: starting afresh"})
+            else:
                 self.avatar, self.step = avatar, int(saved["step"])
                 self._build_optimiser()
                 self._restore(extra, saved)
