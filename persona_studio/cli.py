@@ -11,8 +11,6 @@ import sys
 from pathlib import Path
 
 STAGES_LATER = {
-    "train": "train the avatar on the training set",
-    "animate": "render a motion with a trained avatar",
     "export": "export the avatar (3DGS PLY, mesh, video, bundle)",
     "bench": "print speed figures of the renderers and the trainer",
 }
@@ -95,6 +93,48 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_train(args: argparse.Namespace) -> int:
+    from persona_studio.train.trainer import Trainer, TrainSettings
+
+    settings = TrainSettings.from_preset(args.preset, iterations=args.iterations, resolution=args.resolution)
+    settings.balanced_sampling = not args.no_balanced_sampling
+    settings.geometry_weighting = not args.no_geometry_weighting
+    settings.pose_deformation = not args.no_pose_deformation
+    printer = _progress_printer("train")
+
+    def on_event(event: dict) -> None:
+        if event["type"] == "progress":
+            losses = event["losses"]
+            printer(event["step"] / event["iterations"],
+                    f"step {event['step']}  loss {losses['total']:.4f}  eta {event['eta_seconds'] / 60:.1f} min")
+        elif event["type"] in ("resumed", "info"):
+            sys.stderr.write(f"\n{event.get('message', 'resumed from the checkpoint at step ' + str(event.get('step')))}\n")
+
+    trainer = Trainer(args.workspace, settings, on_event=on_event)
+    figures = trainer.run()
+    sys.stderr.write("\n")
+    print(f"trained {figures['step']} steps in {figures['seconds']} s ({args.preset} preset)")
+    print(f"  photo view: masked PSNR {figures['photo_psnr']:.2f} dB")
+    if "held_out_mask_iou" in figures:
+        print(f"  held-out generated frames: mask IoU {figures['held_out_mask_iou']:.3f}")
+    print(f"wrote {trainer.folder}")
+    return 0
+
+
+def _cmd_animate(args: argparse.Namespace) -> int:
+    from persona_studio.avatar.bundle import load_avatar
+    from persona_studio.body.motion import preset_motion_paths, read_motion
+    from persona_studio.export.video import export_video
+
+    avatar, _ = load_avatar(args.workspace / "avatar" / "bundle")
+    motion_path = preset_motion_paths().get(str(args.motion), args.motion)
+    motion = read_motion(motion_path)
+    written = export_video(avatar, motion, args.output, overwrite=args.overwrite, size=tuple(args.size),
+                           fps=args.fps, camera=args.camera, progress=_progress_printer("animate"))
+    print(f"wrote {written}")
+    return 0
+
+
 def _not_yet(name: str):
     def run(args: argparse.Namespace) -> int:
         print(f"persona-studio {name}: this stage is not part of this build yet", file=sys.stderr)
@@ -149,6 +189,26 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--frames-from", type=Path, help="for --generator import: the folder or video made from the kit")
     gen.add_argument("--seed", type=int, default=0)
     gen.set_defaults(run=_cmd_generate)
+
+    train = commands.add_parser("train", help="train the avatar on the workspace's training set")
+    train.add_argument("-w", "--workspace", type=Path, required=True)
+    train.add_argument("--preset", default="preview", help="preview (CPU), standard, quality (presets/training/)")
+    train.add_argument("--iterations", type=int, help="override the preset's step count")
+    train.add_argument("--resolution", type=int, help="override the preset's training resolution (longer side)")
+    train.add_argument("--no-balanced-sampling", action="store_true", help="ablation: the photo is one frame among many")
+    train.add_argument("--no-geometry-weighting", action="store_true", help="ablation: full image loss on generated frames")
+    train.add_argument("--no-pose-deformation", action="store_true", help="ablation: no pose-driven offsets")
+    train.set_defaults(run=_cmd_train)
+
+    animate = commands.add_parser("animate", help="render a motion with the trained avatar into an MP4")
+    animate.add_argument("-w", "--workspace", type=Path, required=True)
+    animate.add_argument("--motion", type=Path, required=True, help="a motion file or a preset name")
+    animate.add_argument("-o", "--output", type=Path, required=True)
+    animate.add_argument("--camera", choices=("fixed", "follow", "orbit"), default="fixed")
+    animate.add_argument("--size", type=int, nargs=2, default=(512, 512), metavar=("W", "H"))
+    animate.add_argument("--fps", type=float, help="resample the motion to this frame rate")
+    animate.add_argument("--overwrite", action="store_true")
+    animate.set_defaults(run=_cmd_animate)
 
     for name, text in STAGES_LATER.items():
         stage = commands.add_parser(name, help=text, description=text)

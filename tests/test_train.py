@@ -123,3 +123,30 @@ def test_balanced_sampler_share():
     assert all(sampler.next() > 0 for _ in range(100))
     with pytest.raises(ValueError):
         BalancedSampler([1], photo_share=1.5)
+
+
+def test_train_and_animate_cli(workspace, tmp_path):
+    import shutil
+    import subprocess
+    import sys
+
+    import imageio.v2 as imageio
+
+    ws = tmp_path / "cli"
+    shutil.copytree(workspace / "subject", ws / "subject")
+    shutil.copytree(workspace / "training_set", ws / "training_set")
+    run = lambda *a: subprocess.run([sys.executable, "-m", "persona_studio", *a], capture_output=True,  # noqa: E731
+                                    text=True, timeout=900)
+    trained = run("train", "-w", str(ws), "--iterations", "2", "--resolution", "64")
+    assert trained.returncode == 0, trained.stderr
+    assert "masked PSNR" in trained.stdout and (ws / "avatar" / "bundle" / "avatar.safetensors").is_file()
+    video = tmp_path / "wave.mp4"
+    animated = run("animate", "-w", str(ws), "--motion", "wave", "-o", str(video), "--size", "64", "96",
+                   "--fps", "10", "--camera", "orbit")
+    assert animated.returncode == 0, animated.stderr
+    reader = imageio.get_reader(video)
+    frames = [f for f in reader]
+    assert frames[0].shape == (96, 64, 3) and len(frames) >= 10
+    assert frames[len(frames) // 2].min() < 200  # the avatar is in view
+    again = run("animate", "-w", str(ws), "--motion", "wave", "-o", str(video))
+    assert again.returncode == 1 and "--overwrite" in again.stderr
