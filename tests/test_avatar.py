@@ -50,6 +50,12 @@ def test_posed_gaussians_follow_the_body_model(avatar, open_body_model):
     assert float(dist.max()) < 0.05
 
 
+def test_grouped_first_layer_is_exact(avatar):
+    pose = frames(3, seed=2)["body_pose"]
+    with torch.no_grad():
+        torch.testing.assert_close(avatar.pose_offsets(pose), avatar.pose_offsets_reference(pose), atol=1e-6, rtol=0)
+
+
 def test_fast_path_is_exact(avatar):
     p = frames(4, seed=1)
     avatar.invalidate_cache()

@@ -142,10 +142,16 @@ class Avatar(nn.Module):
             if self._fast_features is None:
                 with torch.no_grad():
                     self._fast_features = self.mlp.first_feat(self.triplane(self.template))
-            offsets = self.mlp.forward_grouped(self._fast_features, pose6d, self.group_masks, self.group_of)
+            feature_term = self._fast_features
         else:
-            features = self.triplane(self.template)
-            offsets = self.mlp(features, pose6d, self.pose_mask)
+            feature_term = self.mlp.first_feat(self.triplane(self.template))
+        offsets = self.mlp.forward_grouped(feature_term, pose6d, self.group_masks, self.group_of)
+        return offsets * self.deformable[None, :, None]
+
+    def pose_offsets_reference(self, body_pose: torch.Tensor) -> torch.Tensor:
+        """The same offsets computed the plain way, the masked pose fed per Gaussian (for checking)."""
+        pose6d = rotation_6d(body_pose.reshape(-1, 21, 3))
+        offsets = self.mlp(self.triplane(self.template), pose6d, self.pose_mask)
         return offsets * self.deformable[None, :, None]
 
     def invalidate_cache(self) -> None:
@@ -156,8 +162,8 @@ class Avatar(nn.Module):
         """SMPL-X parameters (each [B, ...]: global_orient, body_pose, jaw_pose, leye_pose, reye_pose,
         left/right_hand_pose (axis-angle), expression, transl) -> posed Gaussians for B frames.
 
-        ``fast`` uses the playback path (cached triplane features, grouped first layer): same result,
-        no gradients through the deformation network.
+        The pose half of the MLP's first layer is computed once per pose-mask group (exact). ``fast`` is
+        the playback path: triplane features cached, no gradients through the deformation network.
         """
         body_pose = params["body_pose"].reshape(-1, 63)
         batch = body_pose.shape[0]
