@@ -18,11 +18,8 @@ renderer is fill-rate bound there: see the per-stage times printed for each case
 from __future__ import annotations
 
 import argparse
-import contextlib
 import math
 import os
-import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -31,6 +28,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from persona_studio.viewer.display import virtual_display
 from persona_studio.viewer.orbit import OrbitCamera
 from persona_studio.viewer.renderer import RenderOptions, SplatRenderer
 
@@ -76,34 +74,6 @@ def body_cloud(count: int, seed: int = 0) -> dict[str, np.ndarray]:
         "colors": colors.clip(0, 1).astype(np.float32),
         "opacities": rng.uniform(0.6, 1.0, size=count).astype(np.float32),
     }
-
-
-@contextlib.contextmanager
-def virtual_display():
-    """Use $DISPLAY, or run an Xvfb for the duration (like tests/conftest.py)."""
-    if os.environ.get("DISPLAY"):
-        yield os.environ["DISPLAY"]
-        return
-    xvfb = shutil.which("Xvfb")
-    if xvfb is None:
-        sys.exit("no DISPLAY and no Xvfb: `apt-get install xvfb libgl1-mesa-dri`, or run under `xvfb-run -a`")
-    number = next(n for n in range(99, 160) if not Path(f"/tmp/.X11-unix/X{n}").exists()
-                  and not Path(f"/tmp/.X{n}-lock").exists())
-    proc = subprocess.Popen([xvfb, f":{number}", "-screen", "0", "1920x1080x24", "-nolisten", "tcp"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 10
-    while not Path(f"/tmp/.X11-unix/X{number}").exists():
-        if proc.poll() is not None or time.time() > deadline:
-            proc.kill()
-            sys.exit(f"Xvfb did not start on :{number}")
-        time.sleep(0.05)
-    os.environ["DISPLAY"] = f":{number}"
-    try:
-        yield os.environ["DISPLAY"]
-    finally:
-        os.environ.pop("DISPLAY", None)
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 def projected_box_fraction(means: np.ndarray, camera) -> float:

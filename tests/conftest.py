@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -25,31 +22,13 @@ def shared_path(*parts: str) -> Path:
 @pytest.fixture(scope="session")
 def display() -> str:
     """A usable X display: the existing $DISPLAY, or an Xvfb started for the test session."""
-    if os.environ.get("DISPLAY"):
-        yield os.environ["DISPLAY"]
-        return
-    xvfb = shutil.which("Xvfb")
-    if xvfb is None:
-        pytest.fail("no DISPLAY and no Xvfb: install it with `apt-get install -y xvfb libgl1-mesa-dri`")
-    for number in range(99, 140):
-        if not Path(f"/tmp/.X11-unix/X{number}").exists() and not Path(f"/tmp/.X{number}-lock").exists():
-            break
-    name = f":{number}"
-    proc = subprocess.Popen([xvfb, name, "-screen", "0", "1920x1080x24", "-nolisten", "tcp"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 10
-    while not Path(f"/tmp/.X11-unix/X{number}").exists():
-        if proc.poll() is not None or time.time() > deadline:
-            proc.kill()
-            pytest.fail(f"Xvfb did not start on {name}")
-        time.sleep(0.05)
-    os.environ["DISPLAY"] = name
+    from persona_studio.viewer.display import DisplayError, virtual_display
+
     try:
-        yield name
-    finally:
-        os.environ.pop("DISPLAY", None)
-        proc.terminate()
-        proc.wait(timeout=10)
+        with virtual_display() as name:
+            yield name
+    except DisplayError as exc:
+        pytest.fail(str(exc))
 
 
 def _official_smplx_location() -> str:

@@ -1,98 +1,502 @@
-"""The desktop window (DearPyGui). Numerical work runs on worker threads; the GUI thread only draws.
+"""The desktop window (DearPyGui): layout, the per-frame loop, workspaces, the viewport's scene.
 
-This is the app shell: the window, a status line and the body-model panel. The photo, pipeline,
-training, animation and export panels attach here as their stages land.
+Threads: the GUI thread only draws and reacts. Stages (fit, generate, export), training, posing and
+loading run on worker threads that hand results back by posting callables (``App.post``); the GUI
+thread runs them between frames, within a time budget per frame. The 3D view renders on the viewer's
+own render thread (see :mod:`persona_studio.app.viewport`).
+
+Panels (left, in tabs): Photo, Pipeline, Train, Animate, Export, Settings; the viewport (right) with
+its toolbar and the timeline under it; a status line at the bottom. Keys: Space play/pause,
+Left/Right one frame, Home/End first/last frame, R reset the camera.
 """
 
 from __future__ import annotations
 
+import os
 import queue
 import threading
+import time
+from collections import deque
 from pathlib import Path
+from typing import Callable
 
 import dearpygui.dearpygui as dpg
+import numpy as np
 
 from persona_studio import __version__
+from persona_studio.app import workspace as ws
+from persona_studio.app.viewport import Viewport
+from persona_studio.settings import Settings
 
 TITLE = f"PERSONA Studio {__version__}"
+SAMPLE_PHOTO = Path(__file__).resolve().parents[2] / "resources" / "sample_person.png"
+SIDE_WIDTH = 440
+STATUS_HEIGHT = 26
+TIMELINE_HEIGHT = 34
+TARGET_FPS = 60.0
+EVENT_BUDGET_S = 0.012  # GUI-thread time per frame for worker results; the rest waits a frame
+BODY_LEVEL = 1  # template level of the fitted body shown before training
+
+
+def worker_threads() -> int:
+    """Torch threads for one background worker: leave a core to the GUI and the viewer."""
+    return max(1, (os.cpu_count() or 2) - 1)
 
 
 class App:
-    """Owns the DearPyGui context; worker threads talk to it only through ``self.events``."""
+    """Owns the DearPyGui context; worker threads talk to it only through :meth:`post`."""
 
-    def __init__(self, initial_path: Path | None = None):
+    def __init__(self, initial_path: Path | None = None, workspaces_root: Path | None = None,
+                 settings: Settings | None = None):
+        from persona_studio.app.animation_panel import AnimationPanel
+        from persona_studio.app.export_panel import ExportPanel
+        from persona_studio.app.photo_panel import PhotoPanel
+        from persona_studio.app.pipeline_panel import PipelinePanel
+        from persona_studio.app.settings_panel import SettingsPanel
+        from persona_studio.app.training_panel import TrainingPanel
+
         self.initial_path = initial_path
-        self.events: queue.Queue[tuple[str, str]] = queue.Queue()
+        self.workspaces_root = Path(workspaces_root) if workspaces_root else ws.default_workspaces_root()
+        self.settings = settings or Settings.load()
+        self.events: queue.Queue[Callable[[], None]] = queue.Queue()
+        self.model = None  # the BodyModel, once loaded
         self.body_info = ""
+        self.workspace: Path | None = None
+        self.subject = None  # the workspace's Subject, once fitted
+        self.photo_path: Path | None = None  # a photo waiting for its fit
+        self.poser = None  # what the viewport shows (posers.BodyPoser / AvatarPoser)
+        self.static_params = None  # the pose shown when no motion plays (the photo's, or the rest pose)
+        self.drop_note = ""
+        self._drop_handler = None
+        self._scene_generation = 0
+        self._model_waiters: list[Callable[[], None]] = []
+        self.frame_durations: deque[float] = deque(maxlen=2000)  # seconds of GUI work per frame
+        self.frame_intervals: deque[float] = deque(maxlen=2000)  # seconds between frame starts
+        self._last_frame_start: float | None = None
+        self.viewport = Viewport()
+        self.photo = PhotoPanel(self)
+        self.pipeline = PipelinePanel(self)
+        self.training = TrainingPanel(self)
+        self.animation = AnimationPanel(self)
+        self.export = ExportPanel(self)
+        self.settings_panel = SettingsPanel(self)
 
-    def build(self, width: int = 1280, height: int = 800) -> None:
-        dpg.create_context()
-        dpg.create_viewport(title=TITLE, width=width, height=height)
-        with dpg.window(tag="main", no_title_bar=True, no_move=True, no_resize=True):
-            with dpg.group(horizontal=True):
-                with dpg.child_window(tag="side", width=360, border=True):
-                    dpg.add_text("Body model", color=(200, 200, 255))
-                    dpg.add_text("loading...", tag="body_info", wrap=340)
-                with dpg.child_window(tag="viewport_area", border=True):
-                    dpg.add_text("Open a photo to begin (the photo panel arrives with the next release).",
-                                 tag="viewport_hint")
-            dpg.add_text("", tag="status")
-        dpg.set_primary_window("main", True)
-        dpg.setup_dearpygui()
+    # -- threads -> GUI ---------------------------------------------------------------------------
+    def post(self, callback: Callable[[], None]) -> None:
+        """Run ``callback`` on the GUI thread at the next frame (callable from any thread)."""
+        self.events.put(callback)
 
-    def load_body_model_async(self) -> threading.Thread:
-        def work() -> None:
-            from persona_studio.body.model import BodyModelError, load_body_model
-
-            self.events.put(("status", "loading the body model (the first run builds it: about two minutes)"))
+    def pump_events(self, budget_s: float = EVENT_BUDGET_S) -> None:
+        """Run what workers posted, within ``budget_s`` of GUI time (the rest waits a frame)."""
+        deadline = time.perf_counter() + budget_s
+        while time.perf_counter() < deadline:
             try:
-                model = load_body_model()
-            except BodyModelError as exc:
-                self.events.put(("body_info", f"unavailable: {exc}"))
-                self.events.put(("status", str(exc)))
+                callback = self.events.get_nowait()
+            except queue.Empty:
                 return
-            self.events.put(("body_info", model.info.describe()))
-            self.events.put(("status", "ready"))
+            try:
+                callback()
+            except Exception as exc:  # noqa: BLE001 - a bug in one handler must not kill the window
+                self.show_error("Something went wrong", f"{type(exc).__name__}: {exc}")
 
-        thread = threading.Thread(target=work, name="body-model", daemon=True)
+    def run_in_thread(self, name: str, work: Callable[[], object], on_done: Callable[[object], None],
+                      on_error: Callable[[str], None] | None = None) -> threading.Thread:
+        """Run ``work()`` on a worker thread; ``on_done(result)`` / ``on_error(message)`` on the GUI thread."""
+        def run() -> None:
+            import torch
+
+            torch.set_num_threads(worker_threads())
+            try:
+                result = work()
+            except Exception as exc:  # noqa: BLE001 - shown, never raised into the GUI
+                message = str(exc) if isinstance(exc, ValueError) else f"{type(exc).__name__}: {exc}"
+                self.post(lambda: (on_error or (lambda m: self.show_error(name, m)))(message))
+                return
+            self.post(lambda: on_done(result))
+
+        thread = threading.Thread(target=run, name=name, daemon=True)
         thread.start()
         return thread
 
-    def pump_events(self) -> None:
-        """Apply what worker threads reported; called once per frame on the GUI thread."""
-        while True:
-            try:
-                kind, text = self.events.get_nowait()
-            except queue.Empty:
-                return
-            if kind == "body_info":
-                self.body_info = text
-                dpg.set_value("body_info", text)
-            elif kind == "status":
-                dpg.set_value("status", text)
+    # -- messages ---------------------------------------------------------------------------------
+    def status(self, text: str) -> None:
+        dpg.set_value("status", text)
+
+    def show_error(self, title: str, message: str) -> None:
+        """A modal with the message (what is wrong, what to do) and the same line in the status bar."""
+        self.status(f"{title}: {message}")
+        dpg.set_value("error_title", title)
+        dpg.set_value("error_text", message)
+        width, height = dpg.get_viewport_client_width(), dpg.get_viewport_client_height()
+        dpg.configure_item("error_modal", show=True, pos=(max(width // 2 - 260, 0), max(height // 2 - 90, 0)))
+
+    # -- building ---------------------------------------------------------------------------------
+    def build(self, width: int = 1440, height: int = 900) -> None:
+        dpg.create_context()
+        dpg.create_viewport(title=TITLE, width=width, height=height, vsync=True)
+        with dpg.window(tag="main", no_title_bar=True, no_move=True, no_resize=True, no_scrollbar=True):
+            self._build_menu()
+            with dpg.group(horizontal=True):
+                with dpg.child_window(tag="side", width=SIDE_WIDTH, height=-STATUS_HEIGHT, border=True):
+                    with dpg.tab_bar(tag="tabs"):
+                        for label, panel in (("Photo", self.photo), ("Pipeline", self.pipeline),
+                                             ("Train", self.training), ("Animate", self.animation),
+                                             ("Export", self.export), ("Settings", self.settings_panel)):
+                            with dpg.tab(label=label, tag=f"tab_{label.lower()}"):
+                                panel.build()
+                with dpg.group(tag="right"):
+                    with dpg.child_window(tag="view_area", border=True, no_scrollbar=True,
+                                          height=-(STATUS_HEIGHT + TIMELINE_HEIGHT)):
+                        pass
+                    with dpg.child_window(tag="timeline_area", height=TIMELINE_HEIGHT, border=False,
+                                          no_scrollbar=True):
+                        self.animation.build_timeline()
+            dpg.add_text("starting", tag="status", wrap=0)
+        self.viewport.build("view_area")
+        with dpg.window(tag="error_modal", modal=True, show=False, no_title_bar=True, width=520, autosize=True):
+            dpg.add_text("", tag="error_title", color=(255, 140, 120))
+            dpg.add_text("", tag="error_text", wrap=500)
+            dpg.add_button(label="OK", width=80, callback=lambda: dpg.configure_item("error_modal", show=False))
+        self._build_dialogs()
+        with dpg.handler_registry():
+            for key in (dpg.mvKey_Spacebar, dpg.mvKey_Left, dpg.mvKey_Right, dpg.mvKey_Home, dpg.mvKey_End, dpg.mvKey_R):
+                dpg.add_key_press_handler(key, callback=self.on_key, user_data=key, tag=f"key_{key}")
+        dpg.set_primary_window("main", True)
+        dpg.setup_dearpygui()
+
+    def _build_menu(self) -> None:
+        with dpg.menu_bar():
+            with dpg.menu(label="File"):
+                dpg.add_menu_item(label="Open photo...", callback=lambda: dpg.show_item("photo_dialog"))
+                dpg.add_menu_item(label="Open workspace...", callback=lambda: dpg.show_item("workspace_dialog"))
+                dpg.add_menu_item(label="Open motion...", callback=lambda: dpg.show_item("motion_dialog"))
+                dpg.add_menu_item(label="Sample photo", callback=lambda: self.open_path(SAMPLE_PHOTO))
+                dpg.add_separator()
+                dpg.add_menu_item(label="Quit", callback=lambda: dpg.stop_dearpygui())
+            with dpg.menu(label="View"):
+                dpg.add_menu_item(label="Reset camera (R)", callback=lambda: self.viewport.reset_camera())
+                dpg.add_menu_item(label="Fit to avatar", callback=lambda: self.viewport.fit_to_scene())
+            with dpg.menu(label="Help"):
+                dpg.add_text("Drop a photo, a motion (.npz or JSON folder) or a workspace onto the window.\n"
+                             "Viewport: left drag orbits, right/middle drag pans, wheel zooms.\n"
+                             "Keys: Space play/pause, Left/Right one frame, Home/End, R reset camera.")
+
+    def _build_dialogs(self) -> None:
+        def chosen(kind: str):
+            def callback(sender, app_data) -> None:
+                path = app_data.get("file_path_name") if app_data else None
+                if path:
+                    (self.animation.load_motion if kind == "motion" else self.open_path)(Path(path))
+            return callback
+
+        with dpg.file_dialog(tag="photo_dialog", show=False, callback=chosen("photo"), width=700, height=450,
+                             modal=True):
+            dpg.add_file_extension("Images (*.png *.jpg *.jpeg *.webp *.bmp *.tif *.tiff){.png,.jpg,.jpeg,.webp,.bmp,.tif,.tiff}")
+            dpg.add_file_extension(".*")
+        dpg.add_file_dialog(tag="workspace_dialog", show=False, directory_selector=True, callback=chosen("workspace"),
+                            width=700, height=450, modal=True)
+        with dpg.file_dialog(tag="motion_dialog", show=False, callback=chosen("motion"), width=700, height=450,
+                             modal=True):
+            dpg.add_file_extension("SMPL-X motions (*.npz){.npz}")
+            dpg.add_file_extension(".*")
+        dpg.add_file_dialog(tag="motion_folder_dialog", show=False, directory_selector=True,
+                            callback=chosen("motion"), width=700, height=450, modal=True)
+
+    # -- lifetime ---------------------------------------------------------------------------------
+    def start(self) -> None:
+        """Show the window, hook file drops, start the viewer and load the body model."""
+        dpg.show_viewport()
+        dpg.render_dearpygui_frame()  # creates DearPyGui's GLFW window
+        self._drop_handler, reason = self._install_drop()
+        self.drop_note = reason or "Drop a photo, a motion file or folder, or a workspace onto the window."
+        dpg.set_value("drop_note", self.drop_note)
+        if reason:
+            self.status(reason)
+        error = self.viewport.start()
+        if error:
+            self.status(error)
+        self.load_body_model()
+        if self.initial_path is not None:
+            self.open_path(self.initial_path)
+
+    def _install_drop(self):
+        from persona_studio.app.drop import install_drop_handler
+
+        return install_drop_handler(lambda paths: self.post(lambda: self.on_drop(paths)))
+
+    def frame(self) -> None:
+        """One GUI frame: worker results, viewport, playback, draw."""
+        start = time.perf_counter()
+        if self._last_frame_start is not None:
+            self.frame_intervals.append(start - self._last_frame_start)
+        self._last_frame_start = start
+        self.pump_events()
+        self.viewport.update()
+        self.animation.update()
+        self.training.update()
+        dpg.render_dearpygui_frame()
+        self.frame_durations.append(time.perf_counter() - start)
 
     def run(self, max_frames: int | None = None) -> None:
-        dpg.show_viewport()
+        """The GUI loop, at most TARGET_FPS (Xvfb and some drivers do not block on vsync)."""
         frames = 0
+        period = 1.0 / TARGET_FPS
         while dpg.is_dearpygui_running() and (max_frames is None or frames < max_frames):
-            self.pump_events()
-            dpg.render_dearpygui_frame()
+            start = time.perf_counter()
+            self.frame()
             frames += 1
+            spare = period - (time.perf_counter() - start)
+            if spare > 0:
+                time.sleep(spare)
 
     def close(self) -> None:
+        self.training.shutdown()
+        self.animation.shutdown()
+        self.export.shutdown()
+        self.pipeline.shutdown()
+        self.viewport.stop()
         dpg.destroy_context()
+
+    # -- body model ---------------------------------------------------------------------------------
+    def load_body_model(self) -> None:
+        def work():
+            from persona_studio.body.model import load_body_model
+
+            return load_body_model(settings=self.settings)
+
+        def done(model) -> None:
+            self.model = model
+            self.body_info = model.info.describe()
+            dpg.set_value("body_info", self.body_info)
+            self.status(f"body model ready ({model.info.kind})")
+            if self.workspace is None:
+                self.show_rest_body()
+            waiters, self._model_waiters = self._model_waiters, []
+            for waiter in waiters:
+                waiter()
+
+        def failed(message: str) -> None:
+            self.body_info = f"unavailable: {message}"
+            dpg.set_value("body_info", self.body_info)
+            self.show_error("Body model", message)
+
+        self.status("loading the body model (the first run builds it: about two minutes)")
+        self.run_in_thread("body model", work, done, failed)
+
+    def when_model_ready(self, callback: Callable[[], None]) -> None:
+        """Run ``callback`` on the GUI thread once the body model is loaded (now, if it is)."""
+        if self.model is not None:
+            callback()
+        else:
+            self._model_waiters.append(callback)
+
+    # -- opening things -------------------------------------------------------------------------------
+    def on_drop(self, paths: list[str]) -> None:
+        for path in paths:
+            self.open_path(Path(path))
+
+    def open_path(self, path: Path) -> None:
+        """A photo, a workspace folder or a motion (from a drop, the dialogs, the command line)."""
+        path = Path(path).expanduser()
+        if not path.exists():
+            self.show_error("Open", f"{path} does not exist: check the path")
+            return
+        kind = ws.classify_drop(path)
+        if kind == "photo":
+            self.open_photo(path)
+        elif kind == "workspace":
+            self.open_workspace(path)
+        elif kind == "motion":
+            self.animation.load_motion(path)
+        else:
+            self.show_error("Open", f"{path.name} is not a photo (PNG, JPEG, WebP, BMP, TIFF), a motion "
+                                    "(.npz or a folder of per-frame JSON) or a workspace folder")
+
+    def open_photo(self, path: Path) -> None:
+        """Check the photo, then open its workspace (an existing fit is reused) or start the fit."""
+        def work():
+            from persona_studio.capture.intake import load_photo
+
+            photo = load_photo(path)
+            return photo, ws.workspace_for_photo(path, self.workspaces_root)
+
+        def done(result) -> None:
+            photo, folder = result
+            if ws.is_workspace(folder):
+                self.status(f"{path.name} was fitted before: opening its workspace {folder}")
+                self.open_workspace(folder)
+                return
+            self._set_workspace(folder, subject=None)
+            self.photo_path = path
+            self.photo.show_photo(photo.image, notes=photo.notes)
+            self.status(f"opened {path.name}; its workspace will be {folder}")
+            if self.pipeline.fit_on_open:
+                self.when_model_ready(self.pipeline.start_fit)
+
+        self.status(f"reading {path.name}")
+        self.run_in_thread("Photo", work, done, lambda message: self.show_error("Photo", message))
+
+    def open_workspace(self, folder: Path) -> None:
+        def work():
+            from persona_studio.capture.subject import Subject
+
+            return Subject.load(folder)
+
+        def done(subject) -> None:
+            self._set_workspace(Path(folder), subject)
+            self.photo.show_subject(subject, Path(folder))
+            self.status(f"opened workspace {folder}")
+            self.when_model_ready(self.refresh_scene)
+
+        self.run_in_thread("Workspace", work, done, lambda message: self.show_error("Workspace", message))
+
+    def _set_workspace(self, folder: Path, subject) -> None:
+        if self.training.active:
+            self.training.stop()
+        self.workspace, self.subject, self.photo_path = folder, subject, None
+        self.training.reset_history()
+        if subject is not None:
+            self.settings.recent_workspaces = ws.remember(self.settings.recent_workspaces, folder)
+            try:
+                self.settings.save()
+            except OSError as exc:
+                self.status(f"could not save the recent workspaces ({exc})")
+            self.photo.refresh_recent()
+        self.pipeline.refresh()
+        self.export.refresh()
+
+    # -- the scene ----------------------------------------------------------------------------------
+    def show_rest_body(self) -> None:
+        """Before any photo: the body model's mean shape in its rest pose, grey."""
+        from persona_studio.app.posers import BodyPoser, rest_pose
+
+        model = self.model
+        self._build_poser(lambda: BodyPoser(model, BODY_LEVEL), rest_pose())
+
+    def refresh_scene(self) -> None:
+        """Show what the workspace has: the trained avatar, else the fitted body coloured by the photo."""
+        from persona_studio.app.posers import AvatarPoser, BodyPoser, single_pose
+
+        if self.subject is None or self.model is None:
+            return
+        folder, subject, model = self.workspace, self.subject, self.model
+        stages = ws.WorkspaceStages.of(folder)
+
+        def make():
+            if stages.trained:
+                from persona_studio.avatar.bundle import load_avatar
+
+                avatar, _ = load_avatar(folder / "avatar" / "bundle")
+                return AvatarPoser(avatar)
+            from persona_studio.render.body import BodyRenderer, color_from_photo
+
+            renderer = BodyRenderer(model, BODY_LEVEL)
+            colors = color_from_photo(renderer, subject.image, subject.mask, subject.camera, subject.smplx)
+            return BodyPoser(model, BODY_LEVEL, subject.smplx["betas"], colors)
+
+        self._build_poser(make, single_pose(subject.smplx))
+
+    def _build_poser(self, make: Callable[[], object], static_params) -> None:
+        self._scene_generation += 1
+        generation = self._scene_generation
+
+        def work():
+            poser = make()
+            return poser, poser.pose(static_params)
+
+        def done(result) -> None:
+            if generation == self._scene_generation:
+                poser, posed = result
+                self.set_poser(poser, static_params, posed)
+
+        self.run_in_thread("3D view", work, done)
+
+    def set_poser(self, poser, static_params, static_posed, fit: bool | None = None) -> None:
+        """Show ``poser``'s Gaussians (at the current motion frame when a motion is loaded)."""
+        first = self.poser is None or fit
+        kind_changed = self.poser is None or self.poser.kind != poser.kind
+        self.poser, self.static_params = poser, static_params
+        arrays = poser.arrays()
+        self.viewport.show(arrays, static_posed.means[0], static_posed.normals[0], static_posed.joints[0],
+                           fit=bool(first or kind_changed))
+        self.animation.poser_changed()
+
+    def show_static(self) -> None:
+        """Back to the still pose (the photo's) after a motion."""
+        if self.poser is None:
+            return
+        poser, params = self.poser, self.static_params
+
+        def done(posed) -> None:
+            if poser is self.poser:
+                self.viewport.move(posed.means[0], posed.normals[0], posed.joints[0])
+
+        self.run_in_thread("3D view", lambda: poser.pose(params), done)
+
+    # -- keys ---------------------------------------------------------------------------------------
+    def on_key(self, sender, app_data, key) -> None:
+        if self._typing():
+            return
+        if key == dpg.mvKey_R:
+            self.viewport.reset_camera()
+        elif key == dpg.mvKey_Spacebar:
+            self.animation.toggle_play()
+        elif key == dpg.mvKey_Left:
+            self.animation.step(-1)
+        elif key == dpg.mvKey_Right:
+            self.animation.step(1)
+        elif key == dpg.mvKey_Home:
+            self.animation.seek(0)
+        elif key == dpg.mvKey_End:
+            self.animation.seek(-1)
+
+    @staticmethod
+    def _typing() -> bool:
+        """True while a text or number field has the keyboard (keys then belong to it)."""
+        item = dpg.get_focused_item()
+        if not item or not dpg.does_item_exist(item):
+            return False
+        kind = dpg.get_item_type(item)
+        return "Input" in kind and dpg.is_item_active(item)
+
+    # -- measurements ---------------------------------------------------------------------------------
+    def frame_stats(self, since: int = 0) -> dict[str, float]:
+        """Frame intervals (start to start) and GUI work per frame, in ms, from frame ``since`` on."""
+        intervals = np.array(list(self.frame_intervals)[since:]) * 1e3
+        work = np.array(list(self.frame_durations)[since:]) * 1e3
+        if len(intervals) == 0:
+            return {}
+        return {"frames": len(intervals), "interval_median_ms": float(np.median(intervals)),
+                "interval_p95_ms": float(np.percentile(intervals, 95)), "interval_max_ms": float(intervals.max()),
+                "work_median_ms": float(np.median(work)), "work_max_ms": float(work.max())}
+
+    def screenshot(self, path: Path, settle_frames: int = 3) -> Path:
+        """Write the window to ``path`` (PNG): a few frames to show what is pending, then the capture."""
+        for _ in range(settle_frames):
+            self.frame()
+        path = Path(path)
+        if path.exists():
+            path.unlink()
+        dpg.output_frame_buffer(file=str(path))
+        for _ in range(10):
+            self.frame()
+            if path.exists() and path.stat().st_size > 0:
+                break
+        return path
 
 
 def main(argv: list[str] | None = None) -> int:
     import argparse
 
     parser = argparse.ArgumentParser(prog="persona-studio-app", description="PERSONA Studio desktop app")
-    parser.add_argument("path", nargs="?", type=Path, help="a photo or a workspace folder to open")
+    parser.add_argument("path", nargs="?", type=Path, help="a photo, a workspace folder or a motion to open")
+    parser.add_argument("--workspaces", type=Path, default=None,
+                        help=f"where photos get their workspaces (default: {ws.default_workspaces_root()})")
     args = parser.parse_args(argv)
-    app = App(args.path)
+    app = App(args.path, workspaces_root=args.workspaces)
     app.build()
-    app.load_body_model_async()
     try:
+        app.start()
         app.run()
     finally:
         app.close()

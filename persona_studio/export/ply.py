@@ -8,7 +8,8 @@ with the reference activations undone, as viewers expect:
 
 - ``scale_*`` = log(std in metres); our Gaussians are isotropic, so the three are equal;
 - ``opacity`` = logit(opacity); our opacity is 1 (logit infinite), so it is clamped to
-  ``MAX_OPACITY`` = 0.999 first, the alpha cap of the 3DGS/gsplat rasterisers: renders do not change;
+  [``MIN_OPACITY``, ``MAX_OPACITY``] first; 0.999 is the alpha cap of the 3DGS/gsplat rasterisers, so
+  renders do not change;
 - ``rot_*`` = a unit quaternion w, x, y, z: identity (1, 0, 0, 0), since isotropic Gaussians have no
   orientation;
 - ``f_dc_*`` = (rgb - 0.5) / SH_C0, the degree-0 spherical-harmonic coefficient of the colour (no
@@ -51,12 +52,11 @@ def canonical_gaussians(avatar: Avatar) -> PosedGaussians:
                               transforms=torch.eye(3).expand(1, avatar.num_gaussians, 3, 3))
 
 
-def check_frame(motion: Motion, frame: int) -> int:
-    """``frame`` (0-based) if it is one of the motion's frames, else an ExportError."""
+def check_frame(motion: Motion, frame: int) -> None:
+    """Raise an ExportError unless ``frame`` (0-based) is one of the motion's frames."""
     if not 0 <= frame < motion.num_frames:
         raise ExportError(f"frame index {frame} is outside the motion, which has {motion.num_frames} frames "
                           f"(indices 0 to {motion.num_frames - 1})")
-    return frame
 
 
 def posed_batches(avatar: Avatar, motion: Motion, batch: int = 8,
@@ -102,8 +102,8 @@ def ply_bytes(records: np.ndarray) -> bytes:
 
 def _frame_records(posed: PosedGaussians, index: int) -> np.ndarray:
     """Records of frame ``index`` of ``posed``; refuses NaN/Inf."""
-    records = gaussian_records(posed.means[index].detach().double().numpy(), posed.scales.detach().double().numpy(),
-                               posed.colors.detach().double().numpy(), posed.opacities.detach().double().numpy())
+    records = gaussian_records(*(x.detach().numpy() for x in (posed.means[index], posed.scales, posed.colors,
+                                                               posed.opacities)))
     bad = ~np.all(np.isfinite(records.view(np.float32).reshape(-1, len(PLY_PROPERTIES))), axis=1)
     if bad.any():
         raise ExportError(f"{int(bad.sum())} of {bad.size} Gaussians have NaN or infinite values (the first is "

@@ -13,6 +13,7 @@ from typing import Callable
 import imageio.v2 as imageio
 import numpy as np
 import torch
+from PIL import Image
 
 from persona_studio.avatar.avatar import Avatar
 from persona_studio.body.motion import Motion, resample
@@ -74,14 +75,28 @@ def render_motion(avatar: Avatar, motion: Motion, *, size: tuple[int, int] = (51
                 progress((i + 1) / n, f"frame {i + 1}/{n}")
 
 
-def export_video(avatar: Avatar, motion: Motion, target: str | Path, *, overwrite: bool = False, **options) -> Path:
-    """Write the motion as an H.264 MP4 at ``target`` (atomic; refuses to overwrite unless asked)."""
+def beside(photo: np.ndarray, frame: np.ndarray) -> np.ndarray:
+    """[h, w, 3] photo scaled to the height of the [H, W, 3] frame (even width, for H.264), put on its left."""
+    height = frame.shape[0]
+    width = max(2, 2 * round(photo.shape[1] * height / photo.shape[0] / 2))
+    scaled = np.asarray(Image.fromarray(photo).resize((width, height), Image.LANCZOS))
+    return np.concatenate([scaled, frame], axis=1)
+
+
+def export_video(avatar: Avatar, motion: Motion, target: str | Path, *, overwrite: bool = False,
+                 photo: np.ndarray | None = None, **options) -> Path:
+    """Write the motion as an H.264 MP4 at ``target`` (atomic; refuses to overwrite unless asked); with a
+    ``photo`` ([h, w, 3] uint8), each frame shows it on the left of the render."""
     target = Path(target)
     if target.exists() and not overwrite:
         raise FileExistsError(f"{target} exists: choose another name or allow overwriting (--overwrite)")
+    size = options.get("size")
+    if size is not None and any(side <= 0 or side % 2 for side in size):
+        raise ValueError(f"video size {size[0]}x{size[1]}: H.264 needs an even width and height, "
+                         f"e.g. {size[0] + size[0] % 2}x{size[1] + size[1] % 2}")
     fps = options.get("fps") or motion.fps
     with atomic_path(target) as tmp:
         with imageio.get_writer(tmp, fps=fps, codec="libx264", quality=8, macro_block_size=1, format="FFMPEG") as writer:
             for frame in render_motion(avatar, motion, **options):
-                writer.append_data(frame)
+                writer.append_data(frame if photo is None else beside(photo, frame))
     return target

@@ -1,0 +1,193 @@
+"""Export panel: the trained avatar as MP4 video (of the loaded motion), 3DGS PLY (canonical or the
+shown frame; or one per motion frame), a posed mesh (GLB/OBJ) and a workspace bundle (zip). Files go
+to the workspace's ``exports/`` folder unless another folder is given; every export runs on a worker
+thread with progress and cancel where the exporter supports it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dearpygui.dearpygui as dpg
+
+from persona_studio.app.jobs import StageJob, format_eta
+
+WRAP = 410
+
+
+class ExportPanel:
+    def __init__(self, app):
+        self.app = app
+        self.job: StageJob | None = None
+
+    def build(self) -> None:
+        from persona_studio.export.video import CAMERA_MODES
+
+        dpg.add_text("", tag="export_source", wrap=WRAP)
+        dpg.add_input_text(label="folder", tag="export_folder", width=300, hint="<workspace>/exports")
+        dpg.add_checkbox(label="overwrite existing files", tag="export_overwrite")
+        dpg.add_radio_button(("canonical pose", "shown motion frame"), tag="export_pose", default_value="canonical pose",
+                             horizontal=True)
+        dpg.add_separator()
+        dpg.add_text("Video (MP4) of the loaded motion", color=(200, 200, 255))
+        with dpg.group(horizontal=True):
+            dpg.add_input_intx(label="size", tag="export_size", size=2, default_value=(512, 512, 0, 0), width=120)
+            dpg.add_input_float(label="fps (0: the motion's)", tag="export_fps", default_value=0.0, width=70,
+                                step=0)
+        with dpg.group(horizontal=True):
+            dpg.add_combo(CAMERA_MODES, tag="export_camera", default_value="fixed", width=90, label="camera")
+            dpg.add_checkbox(label="photo beside", tag="export_beside")
+        dpg.add_button(label="Export video", tag="export_video", callback=self.export_video)
+        dpg.add_separator()
+        dpg.add_text("Gaussians (3DGS PLY), mesh, bundle", color=(200, 200, 255))
+        with dpg.group(horizontal=True):
+            dpg.add_button(label="PLY", tag="export_ply", callback=self.export_ply)
+            dpg.add_button(label="PLY per motion frame", tag="export_ply_sequence", callback=self.export_ply_sequence)
+        with dpg.group(horizontal=True):
+            dpg.add_button(label="Mesh", tag="export_mesh", callback=self.export_mesh)
+            dpg.add_combo((".glb", ".obj"), tag="export_mesh_format", default_value=".glb", width=60)
+        dpg.add_button(label="Workspace bundle (.zip)", tag="export_bundle", callback=self.export_bundle)
+        dpg.add_separator()
+        with dpg.group(horizontal=True):
+            dpg.add_progress_bar(tag="export_progress", width=300, overlay="")
+            dpg.add_button(label="Cancel", tag="export_cancel", enabled=False, callback=lambda: self.cancel())
+        dpg.add_text("", tag="export_result", wrap=WRAP)
+        self.refresh()
+
+    def refresh(self) -> None:
+        from persona_studio.app import workspace as ws
+
+        folder = self.app.workspace
+        if folder is None:
+            text = "no workspace: open a photo and train an avatar first"
+        elif not ws.WorkspaceStages.of(folder).trained:
+            text = f"{folder.name}: no trained avatar yet (train it in the Train tab; exports need it)"
+        else:
+            text = f"avatar: {folder / 'avatar' / 'bundle'}"
+        dpg.set_value("export_source", text)
+
+    # -- helpers ------------------------------------------------------------------------------------
+    def _folder(self) -> Path:
+        custom = dpg.get_value("export_folder").strip()
+        return Path(custom).expanduser() if custom else self.app.workspace / "exports"
+
+    def _pose(self):
+        """(motion, frame) for the chosen pose: the animation panel's shown frame, or canonical (None, 0)."""
+        animation = self.app.animation
+        if dpg.get_value("export_pose") == "shown motion frame" and animation.motion is not None:
+            return animation.motion, max(animation.shown_frame, 0)
+        return None, 0
+
+    def _name(self, suffix: str) -> str:
+        motion, frame = self._pose()
+        if motion is None:
+            return f"avatar{suffix}"
+        return f"{self.app.animation.motion_name}_frame{frame + 1:04d}{suffix}"
+
+    def _start(self, what: str, work) -> None:
+        """Run ``work(avatar, progress, cancelled) -> path`` with the workspace's trained avatar."""
+        from persona_studio.app import workspace as ws
+        from persona_studio.app.window import worker_threads
+
+        app = self.app
+        if app.workspace is None or not ws.WorkspaceStages.of(app.workspace).trained:
+            app.show_error("Export", "no trained avatar in this workspace: train it first (Train tab)")
+            return
+        if self.job is not None and self.job.running:
+            app.show_error("Export", "an export is running: wait for it or cancel it")
+            return
+        bundle = app.workspace / "avatar" / "bundle"
+
+        def run(progress, cancelled):
+            from persona_studio.avatar.bundle import load_avatar
+
+            avatar, _ = load_avatar(bundle)
+            return work(avatar, progress, cancelled)
+
+        def progress(fraction: float, message: str, eta) -> None:
+            dpg.set_value("export_progress", fraction)
+            dpg.configure_item("export_progress", overlay=f"{what}: {message}  {format_eta(eta)}")
+
+        def done(path) -> None:
+            dpg.configure_item("export_cancel", enabled=False)
+            dpg.set_value("export_progress", 1.0)
+            dpg.configure_item("export_progress", overlay=f"{what}: done")
+            size = sum(p.stat().st_size for p in Path(path).rglob("*")) if Path(path).is_dir() else Path(path).stat().st_size
+            dpg.set_value("export_result", f"wrote {path} ({size / 1e6:.1f} MB)")
+            app.status(f"exported {path}")
+
+        def error(message: str, cancelled: bool) -> None:
+            dpg.configure_item("export_cancel", enabled=False)
+            dpg.configure_item("export_progress", overlay=f"{what}: {'cancelled' if cancelled else 'failed'}")
+            dpg.set_value("export_result", message)
+            (app.status if cancelled else lambda m: app.show_error("Export", m))(message)
+
+        dpg.configure_item("export_cancel", enabled=True)
+        dpg.set_value("export_progress", 0.0)
+        self.job = StageJob(f"export {what}", run, app.post, on_progress=progress, on_done=done, on_error=error,
+                            threads=worker_threads()).start()
+
+    def cancel(self) -> None:
+        if self.job is not None:
+            self.job.cancel()
+
+    def shutdown(self) -> None:
+        self.cancel()
+
+    # -- exports ------------------------------------------------------------------------------------
+    def export_video(self) -> None:
+        from persona_studio.export.video import export_video
+
+        motion = self.app.animation.motion
+        if motion is None:
+            self.app.show_error("Export", "load a motion first (Animate tab): the video shows the avatar performing it")
+            return
+        target = self._folder() / f"{self.app.animation.motion_name}.mp4"
+        width, height = (int(v) for v in dpg.get_value("export_size")[:2])
+        fps = float(dpg.get_value("export_fps")) or None
+        camera, overwrite = dpg.get_value("export_camera"), bool(dpg.get_value("export_overwrite"))
+        photo = self.app.subject.image if dpg.get_value("export_beside") and self.app.subject is not None else None
+
+        def work(avatar, progress, cancelled):
+            target.parent.mkdir(parents=True, exist_ok=True)
+            return export_video(avatar, motion, target, overwrite=overwrite, photo=photo, size=(width, height),
+                                fps=fps, camera=camera, progress=progress, cancelled=cancelled)
+
+        self._start("video", work)
+
+    def export_ply(self) -> None:
+        from persona_studio.export.ply import export_ply
+
+        motion, frame = self._pose()
+        target, overwrite = self._folder() / self._name(".ply"), bool(dpg.get_value("export_overwrite"))
+        self._start("PLY", lambda avatar, progress, cancelled: export_ply(avatar, target, motion, frame,
+                                                                         overwrite=overwrite))
+
+    def export_ply_sequence(self) -> None:
+        from persona_studio.export.ply import export_ply_sequence
+
+        motion = self.app.animation.motion
+        if motion is None:
+            self.app.show_error("Export", "load a motion first (Animate tab): one PLY is written per frame")
+            return
+        target = self._folder() / f"{self.app.animation.motion_name}_ply"
+        overwrite = bool(dpg.get_value("export_overwrite"))
+        self._start("PLY sequence", lambda avatar, progress, cancelled: export_ply_sequence(
+            avatar, motion, target, overwrite=overwrite, progress=progress, cancelled=cancelled))
+
+    def export_mesh(self) -> None:
+        from persona_studio.export.mesh import export_mesh
+
+        motion, frame = self._pose()
+        target = self._folder() / self._name(dpg.get_value("export_mesh_format"))
+        overwrite = bool(dpg.get_value("export_overwrite"))
+        self._start("mesh", lambda avatar, progress, cancelled: export_mesh(avatar, target, motion, frame,
+                                                                           overwrite=overwrite))
+
+    def export_bundle(self) -> None:
+        from persona_studio.export.workspace_bundle import export_workspace_bundle
+
+        folder = self.app.workspace
+        target, overwrite = self._folder() / f"{folder.name if folder else 'workspace'}.zip", bool(
+            dpg.get_value("export_overwrite"))
+        self._start("bundle", lambda avatar, progress, cancelled: export_workspace_bundle(
+            folder, target, overwrite=overwrite, progress=progress))

@@ -1,0 +1,92 @@
+"""Stage runs on worker threads. Workers never touch the GUI: they post callables that the GUI thread
+runs between frames (``post``). No GUI code here."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any, Callable
+
+Post = Callable[[Callable[[], None]], None]
+
+
+def eta_seconds(fraction: float, elapsed: float) -> float | None:
+    """Remaining seconds at a constant rate, or None before there is enough progress to tell."""
+    if fraction < 0.02 or elapsed <= 0:
+        return None
+    return elapsed * (1.0 - fraction) / fraction
+
+
+def format_eta(seconds: float | None) -> str:
+    if seconds is None:
+        return "ETA --"
+    seconds = int(round(seconds))
+    return f"ETA {seconds // 60}:{seconds % 60:02d}" if seconds >= 60 else f"ETA {seconds} s"
+
+
+class StageJob:
+    """Runs ``work(progress, cancelled)`` on a thread; reports to the GUI thread through ``post``.
+
+    ``on_progress(fraction, message, eta)`` / ``on_done(result)`` / ``on_error(message, cancelled)``
+    run on the GUI thread. Progress reports are coalesced: at most one is waiting at any time, so a
+    fast stage cannot flood the GUI.
+    """
+
+    def __init__(self, name: str, work: Callable[[Callable[[float, str], None], Callable[[], bool]], Any],
+                 post: Post, *, on_progress: Callable[[float, str, float | None], None],
+                 on_done: Callable[[Any], None], on_error: Callable[[str, bool], None],
+                 threads: int | None = None):
+        self.name = name
+        self._work = work
+        self._post = post
+        self._on_progress, self._on_done, self._on_error = on_progress, on_done, on_error
+        self._threads = threads
+        self._cancel = threading.Event()
+        self._lock = threading.Lock()
+        self._latest: tuple[float, str, float | None] | None = None
+        self._started = 0.0
+        self._thread = threading.Thread(target=self._run, name=f"stage-{name}", daemon=True)
+
+    @property
+    def running(self) -> bool:
+        return self._thread.is_alive()
+
+    def start(self) -> "StageJob":
+        self._started = time.perf_counter()
+        self._thread.start()
+        return self
+
+    def cancel(self) -> None:
+        self._cancel.set()
+
+    def join(self, timeout: float | None = None) -> None:
+        self._thread.join(timeout)
+
+    def _progress(self, fraction: float, message: str) -> None:
+        report = (float(fraction), str(message), eta_seconds(fraction, time.perf_counter() - self._started))
+        with self._lock:
+            waiting = self._latest is not None
+            self._latest = report
+        if not waiting:
+            self._post(self._deliver_progress)
+
+    def _deliver_progress(self) -> None:
+        with self._lock:
+            report, self._latest = self._latest, None
+        if report is not None:
+            self._on_progress(*report)
+
+    def _run(self) -> None:
+        if self._threads is not None:
+            import torch
+
+            torch.set_num_threads(self._threads)  # this thread only: the GUI keeps a core
+        try:
+            result = self._work(self._progress, self._cancel.is_set)
+        except InterruptedError:
+            self._post(lambda: self._on_error(f"{self.name} cancelled", True))
+        except Exception as exc:  # noqa: BLE001 - every failure is shown, none kills the window
+            message = str(exc) if isinstance(exc, ValueError) else f"{type(exc).__name__}: {exc}"
+            self._post(lambda: self._on_error(message, False))
+        else:
+            self._post(lambda: self._on_done(result))

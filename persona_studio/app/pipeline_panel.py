@@ -1,0 +1,276 @@
+"""Pipeline panel: Fit -> Generate -> Train, each a button with a progress bar, ETA and cancel, and
+the backend each stage uses (with the reason a better one is unavailable)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dearpygui.dearpygui as dpg
+
+from persona_studio.app import workspace as ws
+from persona_studio.app.jobs import StageJob, format_eta
+
+WRAP = 410
+QUICK_FIT_ITERATIONS = (10, 30, 15)  # a rough fit in a few seconds (the default is (40, 120, 60))
+GENERATOR_CHOICES = ("auto", "reposer", "mimicmotion", "import")
+
+
+def generator_backend(choice: str, settings) -> tuple[str, str]:
+    """(generator to run, one line saying which and why) for the generator combo's ``choice``."""
+    from persona_studio.generate.mimicmotion import check_mimicmotion
+
+    if choice == "reposer":
+        return "reposer", "generator: built-in re-poser (the photo on the fitted body, re-posed; CPU)"
+    if choice == "import":
+        return "import", "generator: frames made elsewhere from the kit (set the folder or video below)"
+    ckpt = Path(settings.mimicmotion_path) if settings.mimicmotion_path else None
+    svd = Path(settings.svd_path) if settings.svd_path else None
+    problem = check_mimicmotion(ckpt, svd, settings.device)
+    if problem is None:
+        return "mimicmotion", f"generator: MimicMotion ({ckpt})"
+    if choice == "mimicmotion":
+        return "mimicmotion", f"{problem} (it will refuse to run: choose auto or reposer)"
+    return "reposer", f"{problem}; using the built-in re-poser"
+
+
+def geometry_backend(generator: str, settings) -> str:
+    from persona_studio.generate.sapiens import check_sapiens
+
+    if generator == "reposer":
+        return "geometry targets: exact, from the re-posed body"
+    problem = check_sapiens(Path(settings.sapiens_path) if settings.sapiens_path else None)
+    if problem is None:
+        return f"geometry targets: Sapiens ({settings.sapiens_path})"
+    return f"{problem}; geometry targets come from the posed body"
+
+
+def rasterizer_backend(device: str) -> str:
+    import torch
+
+    from persona_studio.render.rasterize import auto_backend
+
+    wanted = "cuda" if device in ("auto", "cuda") and torch.cuda.is_available() else "cpu"
+    _, reason = auto_backend(wanted)
+    return f"rasterizer: {reason}"
+
+
+class PipelinePanel:
+    def __init__(self, app):
+        self.app = app
+        self.jobs: dict[str, StageJob] = {}
+        self.run_all = False
+
+    @property
+    def fit_on_open(self) -> bool:
+        return bool(dpg.get_value("fit_on_open"))
+
+    # -- layout -----------------------------------------------------------------------------------
+    def _stage_row(self, stage: str, label: str, start, cancel_label: str = "Cancel") -> None:
+        with dpg.group(horizontal=True):
+            dpg.add_button(label=label, tag=f"{stage}_start", width=80, callback=start)
+            dpg.add_progress_bar(tag=f"{stage}_progress", width=200, overlay="")
+            dpg.add_button(label=cancel_label, tag=f"{stage}_cancel", callback=lambda: self.cancel(stage),
+                           enabled=False)
+        dpg.add_text("", tag=f"{stage}_eta", color=(170, 170, 180))
+        dpg.add_text("", tag=f"{stage}_backend", wrap=WRAP, color=(150, 200, 150))
+
+    def build(self) -> None:
+        from persona_studio.body.motion import preset_motion_paths
+
+        dpg.add_text("1. Fit the body model to the photo", color=(200, 200, 255))
+        self._stage_row("fit", "Fit", self.start_fit)
+        with dpg.group(horizontal=True):
+            dpg.add_combo(("full", "quick"), default_value="full", tag="fit_quality", width=80)
+            dpg.add_checkbox(label="fit as soon as a photo opens", tag="fit_on_open", default_value=True)
+        dpg.add_separator()
+        dpg.add_text("2. Generate the training set", color=(200, 200, 255))
+        self._stage_row("generate", "Generate", self.start_generate)
+        with dpg.group(horizontal=True):
+            dpg.add_combo(GENERATOR_CHOICES, default_value="auto", tag="gen_generator", width=110,
+                          callback=lambda: self.refresh())
+            dpg.add_input_int(label="frames", tag="gen_frames", default_value=120, min_value=1, min_clamped=True,
+                              width=90)
+        with dpg.group(horizontal=True):
+            dpg.add_input_intx(label="size (W, H)", tag="gen_size", size=2, default_value=(576, 1024, 0, 0), width=140)
+            dpg.add_combo(("0", "1", "2"), label="level", default_value="1", tag="gen_level", width=45)
+        dpg.add_input_text(label="frames to import", tag="gen_import", width=260, show=False)
+        dpg.add_text("motions:")
+        with dpg.table(header_row=False, tag="gen_motions"):
+            dpg.add_table_column()
+            dpg.add_table_column()
+            names = list(preset_motion_paths())
+            for row in range(0, len(names), 2):
+                with dpg.table_row():
+                    for name in names[row:row + 2]:
+                        dpg.add_checkbox(label=name, tag=f"gen_motion_{name}", default_value=True)
+        self.motion_names = names
+        dpg.add_separator()
+        dpg.add_text("3. Train the avatar (settings in the Train tab)", color=(200, 200, 255))
+        self._stage_row("train", "Train", lambda: self.app.training.start(), cancel_label="Stop")
+        dpg.add_separator()
+        dpg.add_button(label="Run all stages that are not done", tag="run_all", callback=self.start_all)
+        dpg.add_text("", tag="stages_done", wrap=WRAP)
+        self.refresh()
+
+    # -- state --------------------------------------------------------------------------------------
+    def refresh(self) -> None:
+        """Backend lines and which stages the workspace has done."""
+        settings = self.app.settings
+        choice = dpg.get_value("gen_generator")
+        generator, line = generator_backend(choice, settings)
+        dpg.set_value("generate_backend", f"{line}\n{geometry_backend(generator, settings)}")
+        dpg.configure_item("gen_import", show=choice == "import")
+        model = self.app.model
+        body = f"{model.info.kind} body model" if model is not None else "body model loading"
+        dpg.set_value("fit_backend", f"detection: MediaPipe Holistic + selfie segmentation; fit: SMPL-X ({body})")
+        dpg.set_value("train_backend", rasterizer_backend(settings.device))
+        folder = self.app.workspace
+        if folder is None:
+            dpg.set_value("stages_done", "no workspace yet: open a photo")
+            return
+        stages = ws.WorkspaceStages.of(folder)
+        marks = [("fitted", stages.fitted), ("training set", stages.generated),
+                 ("checkpoint", stages.checkpoint), ("trained avatar", stages.trained)]
+        dpg.set_value("stages_done", "  ".join(f"[{'x' if done else ' '}] {name}" for name, done in marks))
+
+    def busy(self) -> bool:
+        return any(job.running for job in self.jobs.values())
+
+    def cancel(self, stage: str) -> None:
+        if stage == "train":
+            self.app.training.stop()
+            return
+        job = self.jobs.get(stage)
+        if job is not None:
+            job.cancel()
+            self.run_all = False
+
+    def shutdown(self) -> None:
+        for job in self.jobs.values():
+            job.cancel()
+
+    def _run(self, stage: str, work, on_done) -> None:
+        if self.busy():
+            self.app.show_error(stage.capitalize(), "another stage is running: wait for it or cancel it first")
+            return
+        from persona_studio.app.window import worker_threads
+
+        def progress(fraction: float, message: str, eta) -> None:
+            dpg.set_value(f"{stage}_progress", fraction)
+            dpg.configure_item(f"{stage}_progress", overlay=f"{fraction * 100:.0f}%")
+            dpg.set_value(f"{stage}_eta", f"{message}  {format_eta(eta)}")
+
+        def done(result) -> None:
+            self._finished(stage)
+            progress(1.0, "done", 0.0)
+            on_done(result)
+            self.refresh()
+
+        def error(message: str, cancelled: bool) -> None:
+            self._finished(stage)
+            self.run_all = False
+            dpg.set_value(f"{stage}_eta", message)
+            if cancelled:
+                self.app.status(message)
+            else:
+                self.app.show_error(stage.capitalize(), message)
+            self.refresh()
+
+        dpg.configure_item(f"{stage}_cancel", enabled=True)
+        dpg.set_value(f"{stage}_progress", 0.0)
+        self.jobs[stage] = StageJob(stage, work, self.app.post, on_progress=progress, on_done=done,
+                                    on_error=error, threads=worker_threads()).start()
+
+    def _finished(self, stage: str) -> None:
+        dpg.configure_item(f"{stage}_cancel", enabled=False)
+
+    # -- stages -------------------------------------------------------------------------------------
+    def start_fit(self) -> None:
+        from persona_studio.capture.fit import FitSettings
+        from persona_studio.capture.pipeline import fit_photo
+
+        app = self.app
+        if app.model is None:
+            app.show_error("Fit", "the body model is still loading: try again in a moment")
+            return
+        photo = app.photo_path or self._original_photo()
+        if photo is None or app.workspace is None:
+            app.show_error("Fit", "open a photo first (File > Open photo, drop one, or Sample photo)")
+            return
+        folder, model = app.workspace, app.model
+        settings = FitSettings(iterations=QUICK_FIT_ITERATIONS) if dpg.get_value("fit_quality") == "quick" else None
+
+        def work(progress, cancelled):
+            return fit_photo(photo, folder, model=model, settings=settings, progress=progress, cancelled=cancelled)
+
+        def done(result) -> None:
+            subject, _ = result
+            stale = ws.WorkspaceStages.of(folder).generated
+            app._set_workspace(folder, subject)
+            app.photo.show_subject(subject, folder)
+            app.refresh_scene()
+            app.status(f"fitted {Path(photo).name}" + ("; the training set was made from the previous fit: "
+                                                       "generate and train again" if stale else ""))
+            if self.run_all:
+                self.start_generate()
+
+        self._run("fit", work, done)
+
+    def _original_photo(self) -> Path | None:
+        folder = self.app.workspace
+        if folder is None:
+            return None
+        originals = sorted((folder / "subject").glob("original.*"))
+        return originals[0] if originals else None
+
+    def generate_options(self):
+        from persona_studio.generate.stage import GenerateOptions
+
+        generator, _ = generator_backend(dpg.get_value("gen_generator"), self.app.settings)
+        width, height = dpg.get_value("gen_size")[:2]
+        motions = [name for name in self.motion_names if dpg.get_value(f"gen_motion_{name}")]
+        frames_from = dpg.get_value("gen_import").strip()
+        return GenerateOptions(generator=generator, motions=motions, frames=int(dpg.get_value("gen_frames")),
+                               size=(int(width), int(height)), level=int(dpg.get_value("gen_level")),
+                               frames_from=Path(frames_from) if frames_from else None)
+
+    def start_generate(self) -> None:
+        from persona_studio.generate.stage import generate_training_set
+
+        app = self.app
+        if app.subject is None:
+            app.show_error("Generate", "fit a photo first (the Fit button above)")
+            return
+        if not any(dpg.get_value(f"gen_motion_{name}") for name in self.motion_names):
+            app.show_error("Generate", "tick at least one motion to generate frames from")
+            return
+        options = self.generate_options()
+        folder, model, settings = app.workspace, app.model, app.settings
+
+        def work(progress, cancelled):
+            return generate_training_set(folder, options, model=model, settings=settings, progress=progress,
+                                         cancelled=cancelled)
+
+        def done(target) -> None:
+            app.status(f"training set written: {target}")
+            if self.run_all:
+                self.run_all = False
+                app.training.start()
+
+        self._run("generate", work, done)
+
+    def start_all(self) -> None:
+        """Run the stages the workspace has not done yet, one after the other."""
+        app = self.app
+        if app.workspace is None:
+            app.show_error("Run all", "open a photo first (File > Open photo, drop one, or Sample photo)")
+            return
+        stages = ws.WorkspaceStages.of(app.workspace)
+        self.run_all = True
+        if not stages.fitted:
+            self.start_fit()
+        elif not stages.generated:
+            self.start_generate()
+        else:
+            self.run_all = False
+            app.training.start()

@@ -1,0 +1,139 @@
+"""What the viewport shows, as posable Gaussians: the fitted body before training, the avatar after.
+
+A poser turns a batch of SMPL-X parameters into posed Gaussian positions, normals and skeleton joints
+(:class:`PosedFrames`), and knows the Gaussians' other arrays (scales, colours, part colours). Posing
+is numerical work: call it on worker threads only. No GUI code here.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from smplx.lbs import batch_rigid_transform, batch_rodrigues
+
+from persona_studio.avatar.avatar import Avatar
+from persona_studio.body.model import BodyModel
+from persona_studio.body.parts import PART_COLORS
+from persona_studio.body.skeleton import NUM_JOINTS, PARENTS
+from persona_studio.render.body import BodyRenderer, vertex_normals
+
+NEUTRAL_GREY = (0.72, 0.72, 0.75)
+POSE_KEYS = ("global_orient", "body_pose", "jaw_pose", "leye_pose", "reye_pose", "left_hand_pose",
+             "right_hand_pose")
+POSE_WIDTHS = (3, 63, 3, 3, 3, 45, 45)
+
+
+@dataclass
+class PosedFrames:
+    means: np.ndarray  # [B, N, 3] float32 world positions
+    normals: np.ndarray  # [B, N, 3] float32 unit normals
+    joints: np.ndarray  # [B, 55, 3] float32 skeleton joints
+
+
+def batch_size(params: dict[str, torch.Tensor]) -> int:
+    return int(params["body_pose"].shape[0])
+
+
+def single_pose(smplx: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
+    """One frame's SMPL-X arrays without a batch axis (a Subject's) -> [1, ...] tensors."""
+    return {k: torch.as_tensor(np.asarray(v, np.float32))[None] for k, v in smplx.items()}
+
+
+def rest_pose() -> dict[str, torch.Tensor]:
+    """The body model's rest pose (T-pose, mean shape, at the origin)."""
+    return {k: torch.zeros(1, n) for k, n in zip(POSE_KEYS, POSE_WIDTHS)}
+
+
+def posed_skeleton(rest_joints: torch.Tensor, params: dict[str, torch.Tensor]) -> torch.Tensor:
+    """[55, 3] rest joints + SMPL-X pose [B, ...] -> [B, 55, 3] posed joints (forward kinematics)."""
+    batch = batch_size(params)
+    full = torch.cat([params.get(k, torch.zeros(batch, n)).reshape(batch, n)
+                      for k, n in zip(POSE_KEYS, POSE_WIDTHS)], dim=1)  # [B, 165]
+    rot_mats = batch_rodrigues(full.reshape(-1, 3)).reshape(batch, NUM_JOINTS, 3, 3)
+    joints, _ = batch_rigid_transform(rot_mats, rest_joints[None].expand(batch, -1, -1), torch.tensor(PARENTS),
+                                      dtype=torch.float32)
+    transl = params.get("transl")
+    return joints if transl is None else joints + transl.reshape(batch, 1, 3)
+
+
+def mannequin_colors(normals: np.ndarray) -> np.ndarray:
+    """[N, 3] rest-pose normals -> [N, 3] grey with light from the upper front baked in (a plain grey
+    body would read as a flat silhouette)."""
+    light = np.array([0.3, 0.5, 0.8]) / np.linalg.norm([0.3, 0.5, 0.8])
+    shade = 0.45 + 0.55 * np.clip(normals @ light, 0.0, 1.0)
+    return (np.float32(NEUTRAL_GREY) * shade[:, None]).astype(np.float32)
+
+
+class BodyPoser:
+    """The body model as Gaussians: one per vertex of the subdivided template, coloured from the photo
+    (or grey), sized to close the surface (half the longest incident edge, as the trainer starts)."""
+
+    kind = "body"
+
+    def __init__(self, model: BodyModel, level: int = 1, betas: np.ndarray | None = None,
+                 colors: np.ndarray | None = None):
+        self.model = model
+        self.renderer = BodyRenderer(model, level)
+        n = self.renderer.interp.shape[0]
+        self.betas = (torch.zeros(1, model.layer.num_betas) if betas is None
+                      else torch.as_tensor(np.asarray(betas, np.float32))[None, :model.layer.num_betas])
+        self.part_colors = PART_COLORS[self.renderer.parts]
+        self.faces = self.renderer.faces
+        with torch.no_grad():
+            rest = self.renderer.dense_vertices(model.forward(betas=self.betas).vertices[0])
+            self.scales = self.renderer.scales(rest).numpy()  # [N] constant under posing
+            rest_normals = vertex_normals(rest, self.faces).numpy()
+        self.colors = mannequin_colors(rest_normals) if colors is None else np.asarray(colors, np.float32)
+
+    @property
+    def count(self) -> int:
+        return len(self.colors)
+
+    @torch.no_grad()
+    def pose(self, params: dict[str, torch.Tensor]) -> PosedFrames:
+        params = {k: v for k, v in params.items() if k != "betas"}
+        out = self.model.forward(betas=self.betas, **params)
+        dense = torch.stack([self.renderer.dense_vertices(v) for v in out.vertices])  # [B, N, 3]
+        return PosedFrames(dense.numpy(), vertex_normals(dense, self.faces).numpy(),
+                           self.model.joints(out).numpy())
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The arrays that do not change with the pose (for ``RenderThread.set_gaussians``)."""
+        n = self.count
+        return {"scales": self.scales, "colors": self.colors, "opacities": np.ones(n, np.float32),
+                "part_colors": self.part_colors}
+
+
+class AvatarPoser:
+    """A trained (or training) avatar. Poses a private copy, so a trainer updating the original in
+    another thread never changes it mid-pose (the copy is taken when the poser is made)."""
+
+    kind = "avatar"
+
+    def __init__(self, avatar: Avatar):
+        self.avatar = copy.deepcopy(avatar).eval()
+        for parameter in self.avatar.parameters():
+            parameter.requires_grad_(False)
+            parameter.grad = None
+        self.avatar.invalidate_cache()
+        self.faces = self.avatar.faces
+        self.part_colors = PART_COLORS[self.avatar.parts.numpy()]
+
+    @property
+    def count(self) -> int:
+        return self.avatar.num_gaussians
+
+    @torch.no_grad()
+    def pose(self, params: dict[str, torch.Tensor]) -> PosedFrames:
+        posed = self.avatar.pose(params, fast=True)
+        return PosedFrames(posed.means.numpy(), vertex_normals(posed.means, self.faces).numpy(),
+                           posed_skeleton(self.avatar.rest_joints, params).numpy())
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        a = self.avatar
+        with torch.no_grad():
+            return {"scales": a.log_scales.exp().numpy(), "colors": a.colors.clamp(0, 1).numpy(),
+                    "opacities": np.ones(a.num_gaussians, np.float32), "part_colors": self.part_colors}

@@ -1,0 +1,255 @@
+"""The 3D viewport: the viewer's render thread shown through a DearPyGui raw texture.
+
+The render thread (:class:`persona_studio.viewer.RenderThread`) owns the OpenGL context and renders
+only when asked (new Gaussians, positions, camera, size or mode). Each finished frame is a fresh
+float32 [H, W, 4] array that no thread writes to afterwards; the GUI thread hands it to the texture
+with ``set_value`` and keeps the previous one alive until the next swap, so there are always two
+buffers (shown, next) and never an in-place write. A new size gets a new texture (the old one is
+deleted a frame later, once nothing draws it). Mouse: left drag orbits, right or middle drag pans,
+the wheel zooms, all over the image only.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import deque
+
+import dearpygui.dearpygui as dpg
+import numpy as np
+
+from persona_studio.body.skeleton import PARENTS
+from persona_studio.viewer.orbit import OrbitCamera
+
+MODES = {"RGB": "rgb", "normals": "normals", "depth": "depth", "parts": "parts", "alpha": "alpha"}
+RESOLUTIONS = {"100%": 1.0, "75%": 0.75, "50%": 0.5}
+BACKGROUND = (0.13, 0.14, 0.16, 1.0)
+ORBIT_RADIANS_PER_PIXEL = 0.008
+ZOOM_PER_WHEEL_STEP = 0.88
+TOOLBAR_HEIGHT = 30
+
+
+class Viewport:
+    """Owns the texture, the image item, the orbit camera and the link to the render thread."""
+
+    def __init__(self) -> None:
+        from persona_studio.viewer.renderer import RenderMode, RenderOptions
+
+        self._RenderMode, self._RenderOptions = RenderMode, RenderOptions
+        self.camera = OrbitCamera(target=np.array([0.0, 0.0, 0.0]), distance=3.0)
+        self.options = RenderOptions(mode=RenderMode.RGB, background=BACKGROUND, show_skeleton=False,
+                                     show_mesh=False)
+        self.render = None  # the RenderThread, once started
+        self.error: str | None = None
+        self.scale = 1.0
+        self.display_size = (0, 0)  # the image item's size on screen
+        self.render_size = (0, 0)  # the frames asked for
+        self.gaussian_count = 0
+        self.frames_shown = 0
+        self.last_frame = None  # the viewer Frame on screen
+        self._texture: int | str | None = None
+        self._texture_size = (0, 0)
+        self._previous_image: np.ndarray | None = None  # the other buffer, alive until the next swap
+        self._retired: list = []  # textures to delete once no frame draws them
+        self._bounds: np.ndarray | None = None  # [2, 3] box of the shown Gaussians
+        self._drag: tuple[str, tuple[float, float]] | None = None
+        self._wheel = 0.0
+        self._frame_times: deque[float] = deque(maxlen=240)
+
+    # -- building -----------------------------------------------------------------------------------
+    def build(self, parent) -> None:
+        """Toolbar + image inside ``parent`` (a child window that fills the viewport area)."""
+        with dpg.group(horizontal=True, parent=parent):
+            dpg.add_combo(list(MODES), default_value="RGB", width=90, tag="view_mode",
+                          callback=lambda s, v: self.set_mode(v))
+            dpg.add_checkbox(label="skeleton", tag="view_skeleton", callback=lambda s, v: self.set_skeleton(v))
+            dpg.add_button(label="reset (R)", tag="view_reset", callback=lambda: self.reset_camera())
+            dpg.add_button(label="fit", tag="view_fit", callback=lambda: self.fit_to_scene())
+            dpg.add_combo(list(RESOLUTIONS), default_value="100%", width=70, tag="view_resolution",
+                          callback=lambda s, v: self.set_scale(RESOLUTIONS[v]))
+            dpg.add_text("", tag="view_fps")
+        self._registry = dpg.add_texture_registry()
+        self._texture = self._new_texture(np.zeros((2, 2, 4), np.float32))
+        self._texture_size = (2, 2)
+        dpg.add_image(self._texture, tag="view_image", parent=parent, width=2, height=2)
+        dpg.add_text("", tag="view_message", parent=parent, wrap=600, show=False)
+        with dpg.handler_registry():
+            dpg.add_mouse_wheel_handler(callback=lambda s, delta: self._on_wheel(delta))
+
+    def _new_texture(self, image: np.ndarray):
+        h, w = image.shape[:2]
+        return dpg.add_raw_texture(w, h, default_value=image, format=dpg.mvFormat_Float_rgba, parent=self._registry)
+
+    def start(self) -> str | None:
+        """Start the render thread; returns the reason when there is no OpenGL (the app runs on)."""
+        from persona_studio.viewer.render_thread import RenderThread
+
+        try:
+            self.render = RenderThread().start()
+        except Exception as exc:  # no GL: the rest of the app still works
+            self.render = None
+            self.error = f"3D view unavailable: {exc}"
+            dpg.set_value("view_message", self.error)
+            dpg.configure_item("view_message", show=True)
+            return self.error
+        self.render.set_options(self.options)
+        return None
+
+    def stop(self) -> None:
+        if self.render is not None:
+            self.render.stop()
+            self.render = None
+
+    # -- scene ----------------------------------------------------------------------------------------
+    def show(self, arrays: dict[str, np.ndarray], means: np.ndarray, normals: np.ndarray, joints: np.ndarray,
+             fit: bool = False) -> None:
+        """Replace the Gaussians (``arrays``: scales, colors, opacities, part_colors) at a pose."""
+        self.gaussian_count = len(means)
+        self._bounds = np.stack([means.min(0), means.max(0)])
+        if self.render is not None:
+            self.render.set_gaussians(means, arrays["scales"], arrays["colors"], arrays["opacities"],
+                                      normals=normals, part_colors=arrays["part_colors"])
+            self.render.set_skeleton(joints, PARENTS)
+        if fit:
+            self.fit_to_scene()
+
+    def move(self, means: np.ndarray, normals: np.ndarray, joints: np.ndarray) -> None:
+        """New positions for the same Gaussians (one animation frame)."""
+        self._bounds = np.stack([means.min(0), means.max(0)])
+        if self.render is not None:
+            self.render.update_gaussians(means=means, normals=normals)
+            self.render.set_skeleton(joints, PARENTS)
+
+    # -- view controls ----------------------------------------------------------------------------
+    def set_mode(self, label: str) -> None:
+        self._set_options(mode=self._RenderMode(MODES[label]))
+
+    def set_skeleton(self, visible: bool) -> None:
+        self._set_options(show_skeleton=bool(visible))
+
+    def set_scale(self, scale: float) -> None:
+        self.scale = scale
+        self._request_view()
+
+    def reset_camera(self) -> None:
+        self.camera.reset()
+        self._request_view()
+
+    def fit_to_scene(self) -> None:
+        if self._bounds is None:
+            return
+        w, h = self.render_size if min(self.render_size) > 0 else (4, 3)
+        lo, hi = self._bounds
+        corners = np.array([[x, y, z] for x in (lo[0], hi[0]) for y in (lo[1], hi[1]) for z in (lo[2], hi[2])])
+        self.camera.fit(corners, w, h, margin=1.15)
+        self._request_view()
+
+    def orbit(self, dx: float, dy: float) -> None:
+        self.camera.orbit(-dx * ORBIT_RADIANS_PER_PIXEL, dy * ORBIT_RADIANS_PER_PIXEL)
+        self._request_view()
+
+    def pan(self, dx: float, dy: float) -> None:
+        self.camera.pan(dx * self.scale, dy * self.scale, max(self.render_size[1], 1))
+        self._request_view()
+
+    def zoom(self, steps: float) -> None:
+        self.camera.zoom(ZOOM_PER_WHEEL_STEP ** steps)
+        self._request_view()
+
+    def look_at(self, target: np.ndarray, yaw: float | None = None) -> None:
+        """Move the orbit target (camera follow) and optionally set the yaw (camera orbit)."""
+        self.camera.target = np.asarray(target, dtype=np.float64).copy()
+        if yaw is not None:
+            self.camera.yaw = math.remainder(yaw, 2 * math.pi)
+        self._request_view()
+
+    def _set_options(self, **changes) -> None:
+        from dataclasses import replace
+
+        self.options = replace(self.options, **changes)
+        if self.render is not None:
+            self.render.set_options(self.options)
+
+    def _request_view(self) -> None:
+        if self.render is not None and min(self.render_size) > 0:
+            self.render.set_view(self.camera.camera(*self.render_size))
+
+    # -- per GUI frame ------------------------------------------------------------------------------
+    def update(self) -> None:
+        """Follow the area's size, handle the mouse, show the newest rendered frame."""
+        for texture in self._retired:
+            dpg.delete_item(texture)
+        self._retired.clear()
+        self._follow_size()
+        self._handle_mouse()
+        if self.render is None:
+            return
+        frame = self.render.poll_frame()
+        if frame is None:
+            return
+        image = frame.image
+        h, w = image.shape[:2]
+        if (w, h) != self._texture_size:
+            new = self._new_texture(image)
+            dpg.configure_item("view_image", texture_tag=new)
+            self._retired.append(self._texture)
+            self._texture, self._texture_size = new, (w, h)
+        else:
+            dpg.set_value(self._texture, image)
+        self._previous_image, self.last_frame = (self.last_frame.image if self.last_frame else None), frame
+        self.frames_shown += 1
+        self._frame_times.append(time.perf_counter())
+        message = self.render.last_error
+        dpg.set_value("view_fps", f"{self.fps:5.1f} fps  {self.gaussian_count:,} Gaussians  {w}x{h}  "
+                                  f"render {frame.timings.total_ms:.0f} ms" + (f"  ({message})" if message else ""))
+
+    @property
+    def fps(self) -> float:
+        """Frames shown per second over the last second (0 when the view is idle)."""
+        now = time.perf_counter()
+        recent = [t for t in self._frame_times if now - t <= 1.0]
+        if len(recent) < 2:
+            return 0.0
+        return (len(recent) - 1) / max(recent[-1] - recent[0], 1e-6)
+
+    def _follow_size(self) -> None:
+        parent = dpg.get_item_parent("view_image")
+        width, height = dpg.get_item_rect_size(parent)
+        display = (max(int(width) - 16, 16), max(int(height) - TOOLBAR_HEIGHT - 16, 16))
+        render = (max(int(display[0] * self.scale), 16), max(int(display[1] * self.scale), 16))
+        if display != self.display_size:
+            self.display_size = display
+            dpg.configure_item("view_image", width=display[0], height=display[1])
+        if render != self.render_size:
+            first = self.render_size == (0, 0)
+            self.render_size = render
+            if first and self._bounds is not None:
+                self.fit_to_scene()
+            else:
+                self._request_view()
+
+    def _on_wheel(self, delta: float) -> None:
+        if dpg.is_item_hovered("view_image"):
+            self._wheel += delta
+
+    def _handle_mouse(self) -> None:
+        if self._wheel:
+            self.zoom(self._wheel)
+            self._wheel = 0.0
+        x, y = dpg.get_mouse_pos(local=False)
+        if self._drag is None:
+            if dpg.is_item_hovered("view_image"):
+                for button, kind in ((dpg.mvMouseButton_Left, "orbit"), (dpg.mvMouseButton_Right, "pan"),
+                                     (dpg.mvMouseButton_Middle, "pan")):
+                    if dpg.is_mouse_button_down(button):
+                        self._drag = (kind, (x, y), button)
+                        break
+            return
+        kind, (x0, y0), button = self._drag
+        if not dpg.is_mouse_button_down(button):
+            self._drag = None
+            return
+        dx, dy = x - x0, y - y0
+        if dx or dy:
+            (self.orbit if kind == "orbit" else self.pan)(dx, dy)
+            self._drag = (kind, (x, y), button)

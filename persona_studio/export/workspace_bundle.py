@@ -1,0 +1,181 @@
+"""Workspace bundles: a trained avatar and its Subject in one zip file, to open on another machine.
+
+A bundle is a zip (any name; ``.zip`` is customary) holding
+
+- ``bundle.json``: ``format`` = "persona-studio workspace bundle", ``format_version``, and every
+  other file's size in bytes and SHA-256;
+- ``avatar/bundle/``: the avatar bundle (``avatar.json`` + ``avatar.safetensors``), self-contained:
+  posing it needs no body model files;
+- ``subject/``: the Subject (photo, mask, keypoints, SMPL-X fit, camera).
+
+Paths inside are the workspace's own, so importing unpacks them into a new workspace folder that
+the app and the CLI open as any other. The training set and training checkpoints stay behind (they
+are large and only needed to train again; ``persona-studio generate`` remakes the training set).
+Import trusts nothing: names are checked against the manifest, sizes and checksums verified, and the
+avatar and Subject loaded before the workspace appears (atomically, all or nothing).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import zipfile
+from pathlib import Path, PurePosixPath
+from typing import Callable
+
+from persona_studio.avatar.bundle import load_avatar
+from persona_studio.capture.subject import SUBJECT_DIR, Subject
+from persona_studio.export import ExportError, check_output_path
+from persona_studio.fileio import atomic_folder, atomic_path
+
+BUNDLE_FORMAT = "persona-studio workspace bundle"
+BUNDLE_FORMAT_VERSION = 1
+MANIFEST_NAME = "bundle.json"
+AVATAR_BUNDLE_DIR = "avatar/bundle"
+BUNDLED_FOLDERS = (AVATAR_BUNDLE_DIR, SUBJECT_DIR)
+REQUIRED_FILES = (f"{AVATAR_BUNDLE_DIR}/avatar.json", f"{AVATAR_BUNDLE_DIR}/avatar.safetensors",
+                  f"{SUBJECT_DIR}/subject.json")
+MAX_BUNDLE_BYTES = 16 * 1024**3  # unpacked; a level-2 avatar and a large photo are well under 1 GiB
+_COMPRESSED_SUFFIXES = (".json", ".txt")  # images and tensors barely compress: stored as they are
+_CHUNK = 1 << 20
+
+
+class WorkspaceBundleError(ExportError):
+    """A workspace bundle that cannot be made or opened; the message says why and what to do."""
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def bundled_files(workspace: Path) -> list[str]:
+    """The workspace files a bundle carries, as sorted relative POSIX paths."""
+    return sorted(p.relative_to(workspace).as_posix() for folder in BUNDLED_FOLDERS
+                  for p in (workspace / folder).rglob("*") if p.is_file())
+
+
+def export_workspace_bundle(workspace: str | os.PathLike, target: str | os.PathLike, *, overwrite: bool = False,
+                            progress: Callable[[float, str], None] | None = None) -> Path:
+    """Write ``workspace``'s avatar bundle and Subject into the zip ``target`` (atomic)."""
+    workspace = Path(workspace)
+    load_avatar(workspace / AVATAR_BUNDLE_DIR)  # both raise with what to do when missing or unreadable
+    Subject.load(workspace)
+    target = check_output_path(target, overwrite=overwrite)
+    files = bundled_files(workspace)
+    listing = {}
+    with atomic_path(target) as tmp, zipfile.ZipFile(tmp, "w") as archive:
+        for i, name in enumerate(files):
+            path = workspace / name
+            listing[name] = {"bytes": path.stat().st_size, "sha256": _sha256(path)}
+            compression = zipfile.ZIP_DEFLATED if path.suffix in _COMPRESSED_SUFFIXES else zipfile.ZIP_STORED
+            archive.write(path, name, compress_type=compression)
+            if progress is not None:
+                progress((i + 1) / (len(files) + 1), name)
+        manifest = {"format": BUNDLE_FORMAT, "format_version": BUNDLE_FORMAT_VERSION, "files": listing}
+        archive.writestr(MANIFEST_NAME, json.dumps(manifest, indent=1) + "\n", zipfile.ZIP_DEFLATED)
+    if progress is not None:
+        progress(1.0, "done")
+    return target
+
+
+def _read_manifest(archive: zipfile.ZipFile, source: Path) -> dict[str, dict]:
+    """The manifest's file listing, after checking the format, version, names and sizes."""
+    try:
+        manifest = json.loads(archive.read(MANIFEST_NAME))
+    except KeyError:
+        raise WorkspaceBundleError(f"{source} is a zip but not a workspace bundle (no {MANIFEST_NAME}): "
+                                   "make one with `persona-studio export bundle`") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise WorkspaceBundleError(f"{source}: {MANIFEST_NAME} is not valid JSON ({exc}): the bundle is damaged; "
+                                   "export it again") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != BUNDLE_FORMAT:
+        raise WorkspaceBundleError(f"{source} is not a workspace bundle ({MANIFEST_NAME} does not name the "
+                                   f"format {BUNDLE_FORMAT!r})")
+    version = manifest.get("format_version")
+    if version != BUNDLE_FORMAT_VERSION:
+        raise WorkspaceBundleError(f"{source}: bundle format version {version!r}, but this PERSONA Studio reads "
+                                   f"version {BUNDLE_FORMAT_VERSION}; export it with a matching version")
+    listing = manifest.get("files")
+    if not isinstance(listing, dict):
+        raise WorkspaceBundleError(f"{source}: {MANIFEST_NAME} has no file listing: the bundle is damaged; "
+                                   "export it again")
+    for name in REQUIRED_FILES:
+        if name not in listing:
+            raise WorkspaceBundleError(f"{source} lacks {name}: export the bundle again from a workspace with a "
+                                       "trained avatar and a fitted subject")
+    present = {info.filename: info for info in archive.infolist()}
+    total = 0
+    for name, entry in listing.items():
+        path = PurePosixPath(name)
+        if (path.is_absolute() or ".." in path.parts or "\\" in name
+                or not any(name.startswith(folder + "/") for folder in BUNDLED_FOLDERS)):
+            raise WorkspaceBundleError(f"{source} lists {name!r}, which is outside {' and '.join(BUNDLED_FOLDERS)}: "
+                                       "refusing to unpack it")
+        if name not in present:
+            raise WorkspaceBundleError(f"{source} lists {name} but does not hold it: the bundle is damaged or "
+                                       "incomplete; export it again")
+        if not isinstance(entry, dict) or present[name].file_size != entry.get("bytes"):
+            raise WorkspaceBundleError(f"{source}: {name} does not have the size its manifest says: the bundle is "
+                                       "damaged; export it again")
+        total += present[name].file_size
+    if total > MAX_BUNDLE_BYTES:
+        raise WorkspaceBundleError(f"{source} would unpack to {total / 1024**3:.1f} GiB, more than a workspace "
+                                   f"bundle can hold ({MAX_BUNDLE_BYTES / 1024**3:.0f} GiB): refusing it")
+    return listing
+
+
+def _unpack(archive: zipfile.ZipFile, name: str, expected_sha256: str, folder: Path, source: Path) -> None:
+    """Extract ``name`` under ``folder``, checking its SHA-256 as it streams."""
+    out = folder / name
+    out.parent.mkdir(parents=True, exist_ok=True)
+    digest = hashlib.sha256()
+    try:
+        with archive.open(name) as src, open(out, "wb") as dst:
+            while chunk := src.read(_CHUNK):
+                digest.update(chunk)
+                dst.write(chunk)
+    except (zipfile.BadZipFile, OSError, EOFError) as exc:
+        raise WorkspaceBundleError(f"{source}: cannot read {name} ({exc}): the bundle is damaged; "
+                                   "export it again") from None
+    if digest.hexdigest() != expected_sha256:
+        raise WorkspaceBundleError(f"{source}: {name} does not match its checksum: the bundle is damaged; "
+                                   "export it again")
+
+
+def import_workspace_bundle(source: str | os.PathLike, workspace: str | os.PathLike, *,
+                            progress: Callable[[float, str], None] | None = None) -> Path:
+    """Unpack the bundle ``source`` into ``workspace``, a folder that must be new or empty.
+
+    Everything is checked, and the avatar and Subject are loaded, before the workspace appears; on
+    any problem nothing is written.
+    """
+    source, workspace = Path(source), Path(workspace)
+    if not source.is_file():
+        raise FileNotFoundError(f"{source}: no such bundle file")
+    if not zipfile.is_zipfile(source):
+        raise WorkspaceBundleError(f"{source} is not a workspace bundle (not a zip file): make one with "
+                                   "`persona-studio export bundle`")
+    if workspace.is_dir() and any(workspace.iterdir()):
+        raise FileExistsError(f"{workspace} already holds files: import into a new (or empty) workspace folder")
+    check_output_path(workspace, overwrite=True, folder=True)
+    with zipfile.ZipFile(source) as archive:
+        listing = _read_manifest(archive, source)
+        with atomic_folder(workspace) as tmp:
+            for i, (name, entry) in enumerate(sorted(listing.items())):
+                _unpack(archive, name, str(entry.get("sha256")), tmp, source)
+                if progress is not None:
+                    progress((i + 1) / (len(listing) + 1), name)
+            try:
+                load_avatar(tmp / AVATAR_BUNDLE_DIR)
+                Subject.load(tmp)
+            except Exception as exc:  # untrusted input: any failure to load means the bundle cannot be used
+                raise WorkspaceBundleError(f"{source}: the bundled avatar or subject cannot be opened ({exc}); "
+                                           "export the bundle again") from None
+    if progress is not None:
+        progress(1.0, "done")
+    return workspace
