@@ -10,10 +10,9 @@ import logging
 import sys
 from pathlib import Path
 
-STAGES_LATER = {
-    "export": "export the avatar (3DGS PLY, mesh, video, bundle)",
-    "bench": "print speed figures of the renderers and the trainer",
-}
+from persona_studio.export.commands import add_export_parser
+
+BENCHMARKS_DIR = Path(__file__).resolve().parents[1] / "benchmarks"
 
 
 def _cmd_body_info(args: argparse.Namespace) -> int:
@@ -135,11 +134,16 @@ def _cmd_animate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _not_yet(name: str):
-    def run(args: argparse.Namespace) -> int:
-        print(f"persona-studio {name}: this stage is not part of this build yet", file=sys.stderr)
-        return 2
-    return run
+def _cmd_bench(args: argparse.Namespace) -> int:
+    import runpy
+
+    script = BENCHMARKS_DIR / f"{args.name}.py"
+    if not script.is_file():
+        known = ", ".join(sorted(p.stem for p in BENCHMARKS_DIR.glob("*.py") if not p.stem.startswith("_")))
+        raise ValueError(f"no benchmark {args.name!r} (benchmarks: {known or 'none found next to the package'})")
+    sys.argv = [str(script), *args.args]
+    runpy.run_path(str(script), run_name="__main__")
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -210,9 +214,12 @@ def build_parser() -> argparse.ArgumentParser:
     animate.add_argument("--overwrite", action="store_true")
     animate.set_defaults(run=_cmd_animate)
 
-    for name, text in STAGES_LATER.items():
-        stage = commands.add_parser(name, help=text, description=text)
-        stage.set_defaults(run=_not_yet(name))
+    add_export_parser(commands)
+
+    bench = commands.add_parser("bench", help="run a benchmark from benchmarks/ and print its figures")
+    bench.add_argument("name", help="raster, viewer, playback, train_preview, export")
+    bench.add_argument("args", nargs=argparse.REMAINDER, help="passed to the benchmark")
+    bench.set_defaults(run=_cmd_bench)
     return parser
 
 

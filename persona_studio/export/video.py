@@ -49,7 +49,7 @@ def render_motion(avatar: Avatar, motion: Motion, *, size: tuple[int, int] = (51
     n = motion.num_frames
     with torch.no_grad():
         roots = avatar.pose({k: v for k, v in motion_params(motion, 10).items()}, fast=True).means.mean(1).numpy()
-    extent = float(np.abs(avatar.template - avatar.template.mean(0)).max()) + float(np.ptp(roots, axis=0).max()) / 2
+    extent = float((avatar.template - avatar.template.mean(0)).abs().max()) + float(np.ptp(roots, axis=0).max()) / 2
     bg = torch.full((3,), background)
     for start in range(0, n, batch):
         if cancelled is not None and cancelled():
