@@ -15,6 +15,7 @@ camera the left hand is on the image's right.
 
 from __future__ import annotations
 
+import os
 import threading
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
@@ -178,6 +179,9 @@ def _mediapipe_models() -> dict[str, Any]:
     downloaded.
     """
     if not _MEDIAPIPE_MODELS:
+        # MediaPipe's C++ logging (glog/absl) fills stderr with INFO/WARNING lines: keep errors only.
+        os.environ.setdefault("GLOG_minloglevel", "2")
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         try:
             import mediapipe as mp
         except ImportError as error:

@@ -112,9 +112,10 @@ class FrameData:
 
 
 def _resize(array: np.ndarray, size: tuple[int, int], nearest: bool = False) -> np.ndarray:
+    """[H, W] or [H, W, C] float image -> resized to ``size`` (W, H), a writable array."""
     mode = Image.NEAREST if nearest else Image.BILINEAR
     if array.ndim == 2:
-        return np.asarray(Image.fromarray(array.astype(np.float32), mode="F").resize(size, mode))
+        return np.array(Image.fromarray(array.astype(np.float32), mode="F").resize(size, mode))
     return np.stack([_resize(array[..., c], size, nearest) for c in range(array.shape[-1])], -1)
 
 
@@ -128,8 +129,8 @@ def load_frames(ts: TrainingSet, model: BodyModel, resolution: int) -> list[Fram
         scale = resolution / max(h, w)
         size = (max(1, round(w * scale)), max(1, round(h * scale)))
         camera = f.camera.resized(*size)
-        mask = np.array(_resize(f.mask, size))
-        rgb = np.array(_resize(f.rgb, size))
+        mask = _resize(f.mask, size)
+        rgb = _resize(f.rgb, size)
         rgb = rgb * mask[..., None] + (1 - mask[..., None])  # on white, like the renders
         params = {k: torch.as_tensor(v)[None] for k, v in f.smplx.items()}
         with torch.no_grad():
