@@ -230,9 +230,12 @@ def test_open_model_rebuilds_for_a_new_builder_version(tmp_path, monkeypatch):
     path = model_module.open_model_path()
     path.parent.mkdir(parents=True)
     path.write_bytes(b"stale")
+    older = path.parent / "open_smplx_v0.npz"
+    older.write_bytes(b"older builder")
     path.with_suffix(".json").write_text(json.dumps({"builder_version": open_model.BUILDER_VERSION - 1}))
     built, meta = ensure_open_model()
     assert meta["builder_version"] == open_model.BUILDER_VERSION and meta["num_shape_samples"] == 24
+    assert not older.exists()  # files of other builder versions are cleared
     assert smplx.SMPLX(model_path=str(built), ext="npz").v_template.shape[0] > 10_000
     again, meta_again = ensure_open_model()
     assert meta_again == meta  # cached: no second build

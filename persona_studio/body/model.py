@@ -177,6 +177,9 @@ def ensure_open_model(rebuild: bool = False) -> tuple[Path, dict]:
     from persona_studio.fileio import write_json_atomic
 
     write_json_atomic(meta_path, meta)
+    for stale in path.parent.glob("open_smplx_v*.*"):  # files of other builder versions
+        if stale.stem != path.stem:
+            stale.unlink(missing_ok=True)
     return path, meta
 
 
