@@ -338,3 +338,21 @@ def test_export_commands(avatar, tmp_path, capsys):
         run_cli("mesh", "-w", str(ws), "--frame", "2")
     with pytest.raises(ExportError, match="presets: .*wave"):
         run_cli("ply", "-w", str(ws), "--motion", "no_such_motion")
+
+
+def test_mp4_has_the_requested_frames_size_and_fps(avatar, tmp_path):
+    from persona_studio.body.motion import resample
+    from persona_studio.export.video import export_video
+
+    wave = read_motion(preset_motion_paths()["wave"])
+    motion = Motion(poses=wave.poses[:12], trans=wave.trans[:12], fps=wave.fps)  # 12 frames at 30 fps
+    target = export_video(avatar, motion, tmp_path / "wave.mp4", size=(48, 64), fps=15, camera="follow")
+    reader = imageio.get_reader(target)
+    frames = [f for f in reader]
+    assert len(frames) == resample(motion, 15).num_frames >= 6
+    assert frames[0].shape == (64, 48, 3)
+    assert abs(reader.get_meta_data()["fps"] - 15) < 1e-6
+    cancelled = tmp_path / "cancelled.mp4"
+    with pytest.raises(InterruptedError):
+        export_video(avatar, motion, cancelled, size=(48, 64), cancelled=lambda: True)
+    assert not cancelled.exists() and not list(tmp_path.glob(".cancelled*"))
