@@ -19,11 +19,11 @@ from scipy.spatial import Delaunay
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from persona_studio.body import skeleton  # noqa: E402
-from persona_studio.body.model import load_body_model  # noqa: E402
-from persona_studio.body.parts import PART_INDEX  # noqa: E402
-from persona_studio.render.body import BodyRenderer, vertex_normals  # noqa: E402
-from persona_studio.render.camera import Camera  # noqa: E402
+from persona_studio.body import skeleton
+from persona_studio.body.model import load_body_model
+from persona_studio.body.parts import PART_INDEX
+from persona_studio.render.body import BodyRenderer, vertex_normals
+from persona_studio.render.camera import Camera
 
 J = skeleton.JOINT_INDEX
 SIZE = (640, 1024)  # width, height
@@ -39,7 +39,7 @@ SHOES = (0.12, 0.11, 0.11)
 # Face landmarks after the 55 joints and smplx's 21 extra keypoints (68-point layout without the contour).
 LANDMARKS = 55 + 21
 FEATURES = (  # (landmark indices, colour, growth of their hull around its centre, thickening in metres)
-    (range(0, 5), (0.22, 0.15, 0.11), 1.0, 0.004),  # brows
+    (range(5), (0.22, 0.15, 0.11), 1.0, 0.004),  # brows
     (range(5, 10), (0.22, 0.15, 0.11), 1.0, 0.004),
     (range(19, 25), (0.10, 0.08, 0.08), 1.15, 0.0),  # eyes
     (range(25, 31), (0.10, 0.08, 0.08), 1.15, 0.0),

@@ -10,9 +10,11 @@ the reason, which the app shows once.
 from __future__ import annotations
 
 import ctypes
+import logging
 import sys
 from typing import Callable
 
+log = logging.getLogger(__name__)
 DropCallback = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_int, ctypes.POINTER(ctypes.c_char_p))
 
 
@@ -27,7 +29,7 @@ class DropHandler:
         try:
             self._on_paths([paths[i].decode("utf-8", "surrogateescape") for i in range(count)])
         except Exception:  # an exception must not cross back into C
-            pass
+            log.exception("a file drop could not be handled")
 
 
 def install_drop_handler(on_paths: Callable[[list[str]], None]) -> tuple[DropHandler | None, str | None]:

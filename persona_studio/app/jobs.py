@@ -3,11 +3,37 @@ runs between frames (``post``). No GUI code here."""
 
 from __future__ import annotations
 
+import os
+import sys
 import threading
 import time
 from typing import Any, Callable
 
 Post = Callable[[Callable[[], None]], None]
+BACKGROUND_NICENESS = 10
+
+
+def as_background(threads: int | None) -> None:
+    """Set up the calling worker thread so the GUI thread keeps the CPU it needs: at most ``threads``
+    torch threads (per thread: others keep theirs) and, on Linux, a lower scheduling priority (a
+    per-thread nice value; raising it needs no privileges)."""
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
+    if sys.platform.startswith("linux"):
+        try:
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), BACKGROUND_NICENESS)
+        except OSError:
+            pass
+
+
+def user_message(exc: BaseException) -> str:
+    """The text to show for a failure: the project's own errors and refusals (bad input, missing or
+    existing files) already say what to do; anything else is shown with its type."""
+    if isinstance(exc, (ValueError, OSError)) or type(exc).__module__.startswith("persona_studio"):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"
 
 
 def eta_seconds(fraction: float, elapsed: float) -> float | None:
@@ -20,7 +46,7 @@ def eta_seconds(fraction: float, elapsed: float) -> float | None:
 def format_eta(seconds: float | None) -> str:
     if seconds is None:
         return "ETA --"
-    seconds = int(round(seconds))
+    seconds = round(seconds)
     return f"ETA {seconds // 60}:{seconds % 60:02d}" if seconds >= 60 else f"ETA {seconds} s"
 
 
@@ -51,7 +77,7 @@ class StageJob:
     def running(self) -> bool:
         return self._thread.is_alive()
 
-    def start(self) -> "StageJob":
+    def start(self) -> StageJob:
         self._started = time.perf_counter()
         self._thread.start()
         return self
@@ -77,16 +103,13 @@ class StageJob:
             self._on_progress(*report)
 
     def _run(self) -> None:
-        if self._threads is not None:
-            import torch
-
-            torch.set_num_threads(self._threads)  # this thread only: the GUI keeps a core
+        as_background(self._threads)
         try:
             result = self._work(self._progress, self._cancel.is_set)
         except InterruptedError:
             self._post(lambda: self._on_error(f"{self.name} cancelled", True))
         except Exception as exc:  # noqa: BLE001 - every failure is shown, none kills the window
-            message = str(exc) if isinstance(exc, ValueError) else f"{type(exc).__name__}: {exc}"
+            message = user_message(exc)
             self._post(lambda: self._on_error(message, False))
         else:
             self._post(lambda: self._on_done(result))

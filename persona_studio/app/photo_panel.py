@@ -24,6 +24,13 @@ def rgba_float(image: np.ndarray, box: tuple[int, int] = PHOTO_BOX) -> np.ndarra
     return out
 
 
+def subject_images(subject, folder: Path) -> tuple[np.ndarray, np.ndarray | None]:
+    """(photo, overlay or None) of a fitted workspace as texture data (worker threads: resizing)."""
+    overlay_path = folder / "subject" / "overlay.png"
+    overlay = rgba_float(np.asarray(Image.open(overlay_path).convert("RGB"))) if overlay_path.is_file() else None
+    return rgba_float(subject.image), overlay
+
+
 def describe_fit(metrics: dict, notes: list[str]) -> str:
     lines = []
     names = {"keypoint_error_pct_height": ("keypoint error", "{:.2f} % of height"),
@@ -83,17 +90,16 @@ class PhotoPanel:
         dpg.configure_item("recent_workspaces", items=recent)
 
     def show_photo(self, image: np.ndarray, notes: list[str] | tuple = ()) -> None:
-        """A photo before its fit (no overlay yet)."""
-        self._image, self._overlay = rgba_float(image), None
+        """A photo before its fit (no overlay yet); ``image`` from :func:`rgba_float`."""
+        self._image, self._overlay = image, None
         dpg.set_value("workspace_path", f"workspace (created by the fit): {self.app.workspace}")
         dpg.set_value("fit_figures", "\n".join(f"note: {n}" for n in notes) or "not fitted yet")
         self._show_current()
 
-    def show_subject(self, subject, folder: Path) -> None:
-        """A fitted photo: the overlay (mask outline, fitted body, detected vs fitted points) and figures."""
-        self._image = rgba_float(subject.image)
-        overlay_path = folder / "subject" / "overlay.png"
-        self._overlay = rgba_float(np.asarray(Image.open(overlay_path).convert("RGB"))) if overlay_path.is_file() else None
+    def show_subject(self, subject, folder: Path, images: tuple[np.ndarray, np.ndarray | None]) -> None:
+        """A fitted photo: the overlay (mask outline, fitted body, detected vs fitted points) and figures;
+        ``images`` from :func:`subject_images`."""
+        self._image, self._overlay = images
         dpg.set_value("workspace_path", f"workspace: {folder}")
         dpg.set_value("fit_figures", describe_fit(subject.metrics, subject.notes))
         self._show_current()

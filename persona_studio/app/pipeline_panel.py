@@ -80,7 +80,7 @@ class PipelinePanel:
         dpg.add_text("1. Fit the body model to the photo", color=(200, 200, 255))
         self._stage_row("fit", "Fit", self.start_fit)
         with dpg.group(horizontal=True):
-            dpg.add_combo(("full", "quick"), default_value="full", tag="fit_quality", width=80)
+            dpg.add_combo(("full", "quick"), default_value="full", tag="fit_quality", width=70, label="fit")
             dpg.add_checkbox(label="fit as soon as a photo opens", tag="fit_on_open", default_value=True)
         dpg.add_separator()
         dpg.add_text("2. Generate the training set", color=(200, 200, 255))
@@ -201,13 +201,20 @@ class PipelinePanel:
         settings = FitSettings(iterations=QUICK_FIT_ITERATIONS) if dpg.get_value("fit_quality") == "quick" else None
 
         def work(progress, cancelled):
-            return fit_photo(photo, folder, model=model, settings=settings, progress=progress, cancelled=cancelled)
+            from persona_studio.app.photo_panel import subject_images
+
+            subject, _ = fit_photo(photo, folder, model=model, settings=settings, progress=progress,
+                                   cancelled=cancelled)
+            return subject, subject_images(subject, folder)
 
         def done(result) -> None:
-            subject, _ = result
+            subject, images = result
+            if app.workspace != folder:  # another photo was opened meanwhile: its workspace stays
+                app.status(f"fitted {Path(photo).name} (workspace {folder})")
+                return
             stale = ws.WorkspaceStages.of(folder).generated
             app._set_workspace(folder, subject)
-            app.photo.show_subject(subject, folder)
+            app.photo.show_subject(subject, folder, images)
             app.refresh_scene()
             app.status(f"fitted {Path(photo).name}" + ("; the training set was made from the previous fit: "
                                                        "generate and train again" if stale else ""))
@@ -253,7 +260,7 @@ class PipelinePanel:
 
         def done(target) -> None:
             app.status(f"training set written: {target}")
-            if self.run_all:
+            if self.run_all and app.workspace == folder:
                 self.run_all = False
                 app.training.start()
 

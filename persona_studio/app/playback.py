@@ -17,6 +17,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from persona_studio.app.jobs import as_background
 from persona_studio.body.motion import Motion
 
 CACHE_BUDGET_BYTES = 3 << 30  # all caches together; beyond it the oldest motions' caches are dropped
@@ -120,7 +121,7 @@ class PoseCache:
     def complete(self) -> bool:
         return bool(self.ready.all())
 
-    def start(self) -> "PoseCache":
+    def start(self) -> PoseCache:
         self._thread.start()
         return self
 
@@ -131,7 +132,8 @@ class PoseCache:
             self._thread.join(timeout)
 
     def join(self, timeout: float | None = None) -> None:
-        self._thread.join(timeout)
+        if self._thread.is_alive():
+            self._thread.join(timeout)
 
     def set_playhead(self, frame: int) -> None:
         """Pose from ``frame`` on next (the worker finishes its current batch first)."""
@@ -166,7 +168,7 @@ class PoseCache:
         return np.array(run)
 
     def _run(self) -> None:
-        torch.set_num_threads(self._threads)  # per thread: the GUI and the trainer keep their cores
+        as_background(self._threads)  # the GUI keeps its core
         started = time.perf_counter()
         try:
             while not self._stop.is_set():
@@ -181,7 +183,7 @@ class PoseCache:
                 done = self.cached
                 self.seconds_per_frame = (time.perf_counter() - started) / done
                 self._on_progress(done, self.num_frames)
-        except Exception as exc:  # shown in the animation panel; the app keeps running
+        except Exception as exc:  # noqa: BLE001 - shown in the animation panel; the app keeps running
             self.error = f"posing the motion failed: {type(exc).__name__}: {exc}"
             self._on_progress(self.cached, self.num_frames)
 
@@ -210,7 +212,10 @@ class PoseCacheStore:
         for key in [k for k in self._caches if k[0] is poser]:
             self._caches.pop(key).stop()
 
-    def stop_all(self) -> None:
+    def stop_all(self, timeout: float = 10.0) -> None:
+        """Stop every cache's worker and wait for it (the current batch finishes first)."""
         for cache in self._caches.values():
             cache.stop()
+        for cache in self._caches.values():
+            cache.join(timeout)
         self._caches.clear()

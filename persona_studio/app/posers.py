@@ -77,7 +77,6 @@ class BodyPoser:
                  colors: np.ndarray | None = None):
         self.model = model
         self.renderer = BodyRenderer(model, level)
-        n = self.renderer.interp.shape[0]
         self.betas = (torch.zeros(1, model.layer.num_betas) if betas is None
                       else torch.as_tensor(np.asarray(betas, np.float32))[None, :model.layer.num_betas])
         self.part_colors = PART_COLORS[self.renderer.parts]

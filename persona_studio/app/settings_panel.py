@@ -53,8 +53,8 @@ class SettingsPanel:
                 dpg.add_input_text(tag=f"settings_{key}", default_value=getattr(settings, key), width=320)
                 dpg.add_button(label="...", callback=lambda s, a, u: dpg.show_item(u),
                                user_data=f"settings_{key}_dialog")
-            dialog_args = dict(show=False, width=700, height=450, modal=True, user_data=f"settings_{key}",
-                               callback=lambda s, a, u: dpg.set_value(u, a.get("file_path_name", "")))
+            dialog_args = {"show": False, "width": 700, "height": 450, "modal": True, "user_data": f"settings_{key}",
+                           "callback": lambda s, a, u: dpg.set_value(u, a.get("file_path_name", ""))}
             if folder:
                 dpg.add_file_dialog(tag=f"settings_{key}_dialog", directory_selector=True, **dialog_args)
             else:

@@ -16,7 +16,7 @@ from dataclasses import replace
 import dearpygui.dearpygui as dpg
 import numpy as np
 
-from persona_studio.app.jobs import format_eta
+from persona_studio.app.jobs import as_background, format_eta, user_message
 
 WRAP = 410
 LOSS_TERMS = ("total", "image", "mask", "depth", "normal", "parts", "seam", "hand_mask", "laplacian")
@@ -26,7 +26,6 @@ OVERRIDES = (("iterations", "iterations", 1), ("resolution", "resolution (px)", 
              ("template_level", "template level", 0), ("mlp_width", "MLP width", 8),
              ("triplane_resolution", "triplane resolution", 4))
 PLOT_REFRESH_S = 0.25
-LOG_FLOOR = 1e-8
 
 
 def preset_names() -> list[str]:
@@ -105,7 +104,7 @@ class TrainingPanel:
             dpg.add_plot_axis(dpg.mvXAxis, label="step", tag="loss_x", auto_fit=True)
             with dpg.plot_axis(dpg.mvYAxis, label="loss", tag="loss_y", scale=dpg.mvPlotScale_Log10, auto_fit=True):
                 for term in LOSS_TERMS:
-                    dpg.add_line_series([], [], label=term, tag=f"loss_{term}")
+                    dpg.add_line_series([], [], label=term, tag=f"loss_{term}", skip_nan=True)
         dpg.add_text("preview (a training view)")
         self._registry = dpg.add_texture_registry()
         self._preview_texture = dpg.add_raw_texture(1, 1, default_value=np.zeros((1, 1, 4), np.float32),
@@ -168,14 +167,12 @@ class TrainingPanel:
         threads = int(dpg.get_value("train_threads"))
 
         def run() -> None:
-            import torch
-
-            torch.set_num_threads(threads)  # this thread only: the GUI and the viewer keep a core
+            as_background(threads)  # the GUI and the viewer keep a core
             try:
                 trainer.run()
             except Exception as exc:  # noqa: BLE001 - shown, never raised into the GUI
                 trainer.error = exc
-                message = str(exc) if isinstance(exc, ValueError) else f"{type(exc).__name__}: {exc}"
+                message = user_message(exc)
                 app.post(lambda: self.on_event({"type": "error", "message": message}))
 
         self._thread = threading.Thread(target=run, name="trainer", daemon=True)
@@ -240,9 +237,7 @@ class TrainingPanel:
         params = single_pose(app.subject.smplx)
 
         def poll() -> None:
-            import torch
-
-            torch.set_num_threads(1)
+            as_background(1)
             shown_step = -1
             while not stop.is_set():
                 avatar, step = trainer.avatar, trainer.step
@@ -274,7 +269,8 @@ class TrainingPanel:
             losses = event["losses"]
             self.steps.append(float(event["step"]))
             for term in LOSS_TERMS:
-                self.history[term].append(max(float(losses.get(term, 0.0)), LOG_FLOOR))
+                value = float(losses.get(term, 0.0))
+                self.history[term].append(value if value > 0 else float("nan"))  # a log axis skips it
             self._plot_dirty = True
             fraction = event["step"] / max(event["iterations"], 1)
             dpg.set_value("train_bar", fraction)

@@ -2,10 +2,10 @@
 
 The render thread (:class:`persona_studio.viewer.RenderThread`) owns the OpenGL context and renders
 only when asked (new Gaussians, positions, camera, size or mode). Each finished frame is a fresh
-float32 [H, W, 4] array that no thread writes to afterwards; the GUI thread hands it to the texture
-with ``set_value`` and keeps the previous one alive until the next swap, so there are always two
-buffers (shown, next) and never an in-place write. A new size gets a new texture (the old one is
-deleted a frame later, once nothing draws it). Mouse: left drag orbits, right or middle drag pans,
+float32 [H, W, 4] array that no thread writes to afterwards; the GUI thread swaps the texture over
+to it with ``set_value``. So the buffers alternate (the one shown, the one being filled on the render
+thread) and nothing is ever written in place. A new size gets a new texture (the old one is deleted
+a frame later, once nothing draws it). Mouse: left drag orbits, right or middle drag pans,
 the wheel zooms, all over the image only.
 """
 
@@ -20,22 +20,22 @@ import numpy as np
 
 from persona_studio.body.skeleton import PARENTS
 from persona_studio.viewer.orbit import OrbitCamera
+from persona_studio.viewer.renderer import RenderMode, RenderOptions
 
 MODES = {"RGB": "rgb", "normals": "normals", "depth": "depth", "parts": "parts", "alpha": "alpha"}
 RESOLUTIONS = {"100%": 1.0, "75%": 0.75, "50%": 0.5}
-BACKGROUND = (0.13, 0.14, 0.16, 1.0)
+BACKGROUNDS = {"dark": (0.13, 0.14, 0.16, 1.0), "grey": (0.55, 0.56, 0.58, 1.0), "white": (1.0, 1.0, 1.0, 1.0)}
+BACKGROUND = BACKGROUNDS["dark"]
 ORBIT_RADIANS_PER_PIXEL = 0.008
 ZOOM_PER_WHEEL_STEP = 0.88
 TOOLBAR_HEIGHT = 30
+FPS_TEXT_REFRESH_S = 0.5
 
 
 class Viewport:
     """Owns the texture, the image item, the orbit camera and the link to the render thread."""
 
     def __init__(self) -> None:
-        from persona_studio.viewer.renderer import RenderMode, RenderOptions
-
-        self._RenderMode, self._RenderOptions = RenderMode, RenderOptions
         self.camera = OrbitCamera(target=np.array([0.0, 0.0, 0.0]), distance=3.0)
         self.options = RenderOptions(mode=RenderMode.RGB, background=BACKGROUND, show_skeleton=False,
                                      show_mesh=False)
@@ -49,12 +49,12 @@ class Viewport:
         self.last_frame = None  # the viewer Frame on screen
         self._texture: int | str | None = None
         self._texture_size = (0, 0)
-        self._previous_image: np.ndarray | None = None  # the other buffer, alive until the next swap
         self._retired: list = []  # textures to delete once no frame draws them
         self._bounds: np.ndarray | None = None  # [2, 3] box of the shown Gaussians
         self._drag: tuple[str, tuple[float, float]] | None = None
         self._wheel = 0.0
         self._frame_times: deque[float] = deque(maxlen=240)
+        self._text_time = 0.0
 
     # -- building -----------------------------------------------------------------------------------
     def build(self, parent) -> None:
@@ -67,6 +67,8 @@ class Viewport:
             dpg.add_button(label="fit", tag="view_fit", callback=lambda: self.fit_to_scene())
             dpg.add_combo(list(RESOLUTIONS), default_value="100%", width=70, tag="view_resolution",
                           callback=lambda s, v: self.set_scale(RESOLUTIONS[v]))
+            dpg.add_combo(list(BACKGROUNDS), default_value="dark", width=70, tag="view_background",
+                          callback=lambda s, v: self._set_options(background=BACKGROUNDS[v]))
             dpg.add_text("", tag="view_fps")
         self._registry = dpg.add_texture_registry()
         self._texture = self._new_texture(np.zeros((2, 2, 4), np.float32))
@@ -86,7 +88,7 @@ class Viewport:
 
         try:
             self.render = RenderThread().start()
-        except Exception as exc:  # no GL: the rest of the app still works
+        except Exception as exc:  # noqa: BLE001 - no GL: the rest of the app still works
             self.render = None
             self.error = f"3D view unavailable: {exc}"
             dpg.set_value("view_message", self.error)
@@ -122,7 +124,7 @@ class Viewport:
 
     # -- view controls ----------------------------------------------------------------------------
     def set_mode(self, label: str) -> None:
-        self._set_options(mode=self._RenderMode(MODES[label]))
+        self._set_options(mode=RenderMode(MODES[label]))
 
     def set_skeleton(self, visible: bool) -> None:
         self._set_options(show_skeleton=bool(visible))
@@ -185,8 +187,20 @@ class Viewport:
         if self.render is None:
             return
         frame = self.render.poll_frame()
-        if frame is None:
-            return
+        if frame is not None:
+            self._show(frame)
+        now = time.perf_counter()
+        if now - self._text_time >= FPS_TEXT_REFRESH_S and self.last_frame is not None:
+            self._text_time = now
+            fps = self.fps
+            h, w = self.last_frame.image.shape[:2]
+            message = self.render.last_error
+            dpg.set_value("view_fps", f"{f'{fps:4.1f} fps' if fps else 'idle'}  {self.gaussian_count:,} Gaussians  "
+                                      f"{w}x{h}  render {self.last_frame.timings.total_ms:.0f} ms"
+                                      + (f"  ({message})" if message else ""))
+
+    def _show(self, frame) -> None:
+        """Put a rendered frame on screen (a new texture when its size changed)."""
         image = frame.image
         h, w = image.shape[:2]
         if (w, h) != self._texture_size:
@@ -196,12 +210,9 @@ class Viewport:
             self._texture, self._texture_size = new, (w, h)
         else:
             dpg.set_value(self._texture, image)
-        self._previous_image, self.last_frame = (self.last_frame.image if self.last_frame else None), frame
+        self.last_frame = frame
         self.frames_shown += 1
         self._frame_times.append(time.perf_counter())
-        message = self.render.last_error
-        dpg.set_value("view_fps", f"{self.fps:5.1f} fps  {self.gaussian_count:,} Gaussians  {w}x{h}  "
-                                  f"render {frame.timings.total_ms:.0f} ms" + (f"  ({message})" if message else ""))
 
     @property
     def fps(self) -> float:

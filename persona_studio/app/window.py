@@ -25,6 +25,7 @@ import numpy as np
 
 from persona_studio import __version__
 from persona_studio.app import workspace as ws
+from persona_studio.app.jobs import as_background, user_message
 from persona_studio.app.viewport import Viewport
 from persona_studio.settings import Settings
 
@@ -69,10 +70,12 @@ class App:
         self.drop_note = ""
         self._drop_handler = None
         self._scene_generation = 0
+        self.scene_shown = 0  # the generation of the last scene put on screen (tests wait for it)
         self._model_waiters: list[Callable[[], None]] = []
         self.frame_durations: deque[float] = deque(maxlen=2000)  # seconds of GUI work per frame
         self.frame_intervals: deque[float] = deque(maxlen=2000)  # seconds between frame starts
         self._last_frame_start: float | None = None
+        self.frame_count = 0
         self.viewport = Viewport()
         self.photo = PhotoPanel(self)
         self.pipeline = PipelinePanel(self)
@@ -103,13 +106,11 @@ class App:
                       on_error: Callable[[str], None] | None = None) -> threading.Thread:
         """Run ``work()`` on a worker thread; ``on_done(result)`` / ``on_error(message)`` on the GUI thread."""
         def run() -> None:
-            import torch
-
-            torch.set_num_threads(worker_threads())
+            as_background(worker_threads())
             try:
                 result = work()
             except Exception as exc:  # noqa: BLE001 - shown, never raised into the GUI
-                message = str(exc) if isinstance(exc, ValueError) else f"{type(exc).__name__}: {exc}"
+                message = user_message(exc)
                 self.post(lambda: (on_error or (lambda m: self.show_error(name, m)))(message))
                 return
             self.post(lambda: on_done(result))
@@ -137,13 +138,13 @@ class App:
         with dpg.window(tag="main", no_title_bar=True, no_move=True, no_resize=True, no_scrollbar=True):
             self._build_menu()
             with dpg.group(horizontal=True):
-                with dpg.child_window(tag="side", width=SIDE_WIDTH, height=-STATUS_HEIGHT, border=True):
-                    with dpg.tab_bar(tag="tabs"):
-                        for label, panel in (("Photo", self.photo), ("Pipeline", self.pipeline),
-                                             ("Train", self.training), ("Animate", self.animation),
-                                             ("Export", self.export), ("Settings", self.settings_panel)):
-                            with dpg.tab(label=label, tag=f"tab_{label.lower()}"):
-                                panel.build()
+                with dpg.child_window(tag="side", width=SIDE_WIDTH, height=-STATUS_HEIGHT, border=True), \
+                        dpg.tab_bar(tag="tabs"):
+                    for label, panel in (("Photo", self.photo), ("Pipeline", self.pipeline),
+                                         ("Train", self.training), ("Animate", self.animation),
+                                         ("Export", self.export), ("Settings", self.settings_panel)):
+                        with dpg.tab(label=label, tag=f"tab_{label.lower()}"):
+                            panel.build()
                 with dpg.group(tag="right"):
                     with dpg.child_window(tag="view_area", border=True, no_scrollbar=True,
                                           height=-(STATUS_HEIGHT + TIMELINE_HEIGHT)):
@@ -170,6 +171,7 @@ class App:
                 dpg.add_menu_item(label="Open photo...", callback=lambda: dpg.show_item("photo_dialog"))
                 dpg.add_menu_item(label="Open workspace...", callback=lambda: dpg.show_item("workspace_dialog"))
                 dpg.add_menu_item(label="Open motion...", callback=lambda: dpg.show_item("motion_dialog"))
+                dpg.add_menu_item(label="Import workspace bundle...", callback=lambda: dpg.show_item("bundle_dialog"))
                 dpg.add_menu_item(label="Sample photo", callback=lambda: self.open_path(SAMPLE_PHOTO))
                 dpg.add_separator()
                 dpg.add_menu_item(label="Quit", callback=lambda: dpg.stop_dearpygui())
@@ -177,7 +179,7 @@ class App:
                 dpg.add_menu_item(label="Reset camera (R)", callback=lambda: self.viewport.reset_camera())
                 dpg.add_menu_item(label="Fit to avatar", callback=lambda: self.viewport.fit_to_scene())
             with dpg.menu(label="Help"):
-                dpg.add_text("Drop a photo, a motion (.npz or JSON folder) or a workspace onto the window.\n"
+                dpg.add_text("Drop a photo, a motion (.npz or JSON folder), a workspace or a bundle onto the window.\n"
                              "Viewport: left drag orbits, right/middle drag pans, wheel zooms.\n"
                              "Keys: Space play/pause, Left/Right one frame, Home/End, R reset camera.")
 
@@ -199,6 +201,10 @@ class App:
                              modal=True):
             dpg.add_file_extension("SMPL-X motions (*.npz){.npz}")
             dpg.add_file_extension(".*")
+        with dpg.file_dialog(tag="bundle_dialog", show=False, callback=chosen("bundle"), width=700, height=450,
+                             modal=True):
+            dpg.add_file_extension("Workspace bundles (*.zip){.zip}")
+            dpg.add_file_extension(".*")
         dpg.add_file_dialog(tag="motion_folder_dialog", show=False, directory_selector=True,
                             callback=chosen("motion"), width=700, height=450, modal=True)
 
@@ -208,7 +214,8 @@ class App:
         dpg.show_viewport()
         dpg.render_dearpygui_frame()  # creates DearPyGui's GLFW window
         self._drop_handler, reason = self._install_drop()
-        self.drop_note = reason or "Drop a photo, a motion file or folder, or a workspace onto the window."
+        self.drop_note = reason or ("Drop a photo, a motion (.npz or JSON folder), a workspace folder or a "
+                                    "workspace bundle (.zip) onto the window.")
         dpg.set_value("drop_note", self.drop_note)
         if reason:
             self.status(reason)
@@ -236,6 +243,7 @@ class App:
         self.training.update()
         dpg.render_dearpygui_frame()
         self.frame_durations.append(time.perf_counter() - start)
+        self.frame_count += 1
 
     def run(self, max_frames: int | None = None) -> None:
         """The GUI loop, at most TARGET_FPS (Xvfb and some drivers do not block on vsync)."""
@@ -308,27 +316,41 @@ class App:
             self.open_workspace(path)
         elif kind == "motion":
             self.animation.load_motion(path)
+        elif kind == "bundle":
+            self.import_bundle(path)
         else:
             self.show_error("Open", f"{path.name} is not a photo (PNG, JPEG, WebP, BMP, TIFF), a motion "
-                                    "(.npz or a folder of per-frame JSON) or a workspace folder")
+                                    "(.npz or a folder of per-frame JSON), a workspace folder or a workspace "
+                                    "bundle (.zip)")
+
+    def import_bundle(self, bundle: Path) -> None:
+        """Unpack a workspace bundle (made by Export) into a new workspace and open it."""
+        def work():
+            from persona_studio.export.workspace_bundle import import_workspace_bundle
+
+            return import_workspace_bundle(bundle, ws.new_workspace_for_bundle(bundle, self.workspaces_root))
+
+        self.status(f"importing {bundle.name}")
+        self.run_in_thread("Import", work, self.open_workspace, lambda message: self.show_error("Import", message))
 
     def open_photo(self, path: Path) -> None:
         """Check the photo, then open its workspace (an existing fit is reused) or start the fit."""
         def work():
+            from persona_studio.app.photo_panel import rgba_float
             from persona_studio.capture.intake import load_photo
 
             photo = load_photo(path)
-            return photo, ws.workspace_for_photo(path, self.workspaces_root)
+            return photo, rgba_float(photo.image), ws.workspace_for_photo(path, self.workspaces_root)
 
         def done(result) -> None:
-            photo, folder = result
+            photo, display, folder = result
             if ws.is_workspace(folder):
                 self.status(f"{path.name} was fitted before: opening its workspace {folder}")
                 self.open_workspace(folder)
                 return
             self._set_workspace(folder, subject=None)
             self.photo_path = path
-            self.photo.show_photo(photo.image, notes=photo.notes)
+            self.photo.show_photo(display, notes=photo.notes)
             self.status(f"opened {path.name}; its workspace will be {folder}")
             if self.pipeline.fit_on_open:
                 self.when_model_ready(self.pipeline.start_fit)
@@ -338,13 +360,16 @@ class App:
 
     def open_workspace(self, folder: Path) -> None:
         def work():
+            from persona_studio.app.photo_panel import subject_images
             from persona_studio.capture.subject import Subject
 
-            return Subject.load(folder)
+            subject = Subject.load(folder)
+            return subject, subject_images(subject, Path(folder))
 
-        def done(subject) -> None:
+        def done(result) -> None:
+            subject, images = result
             self._set_workspace(Path(folder), subject)
-            self.photo.show_subject(subject, Path(folder))
+            self.photo.show_subject(subject, Path(folder), images)
             self.status(f"opened workspace {folder}")
             self.when_model_ready(self.refresh_scene)
 
@@ -408,8 +433,14 @@ class App:
             if generation == self._scene_generation:
                 poser, posed = result
                 self.set_poser(poser, static_params, posed)
+                self.scene_shown = generation
 
         self.run_in_thread("3D view", work, done)
+
+    @property
+    def scene_ready(self) -> bool:
+        """True once the last scene asked for (the rest body, the fitted body, the avatar) is on screen."""
+        return self.scene_shown == self._scene_generation
 
     def set_poser(self, poser, static_params, static_posed, fit: bool | None = None) -> None:
         """Show ``poser``'s Gaussians (at the current motion frame when a motion is loaded)."""
@@ -461,9 +492,11 @@ class App:
 
     # -- measurements ---------------------------------------------------------------------------------
     def frame_stats(self, since: int = 0) -> dict[str, float]:
-        """Frame intervals (start to start) and GUI work per frame, in ms, from frame ``since`` on."""
-        intervals = np.array(list(self.frame_intervals)[since:]) * 1e3
-        work = np.array(list(self.frame_durations)[since:]) * 1e3
+        """Frame intervals (start to start) and GUI work per frame, in ms, from frame number ``since``
+        (a past ``frame_count``) on, as far as the kept history reaches."""
+        skip = max(since - (self.frame_count - len(self.frame_durations)), 0)
+        intervals = np.array(list(self.frame_intervals)[skip:]) * 1e3
+        work = np.array(list(self.frame_durations)[skip:]) * 1e3
         if len(intervals) == 0:
             return {}
         return {"frames": len(intervals), "interval_median_ms": float(np.median(intervals)),

@@ -22,6 +22,7 @@ from persona_studio.settings import APP_NAME
 
 PHOTO_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 MOTION_SUFFIXES = (".npz",)
+BUNDLE_SUFFIXES = (".zip",)
 MAX_RECENT = 10
 
 
@@ -59,7 +60,7 @@ class WorkspaceStages:
     trained: bool
 
     @classmethod
-    def of(cls, folder: str | Path) -> "WorkspaceStages":
+    def of(cls, folder: str | Path) -> WorkspaceStages:
         folder = Path(folder)
         return cls(fitted=is_workspace(folder),
                    generated=(folder / "training_set" / "manifest.json").is_file(),
@@ -68,7 +69,8 @@ class WorkspaceStages:
 
 
 def classify_drop(path: str | Path) -> str:
-    """What a dropped or opened path is: "photo", "motion", "workspace", or "unknown"."""
+    """What a dropped or opened path is: "photo", "motion", "workspace", "bundle" (a workspace bundle
+    zip), or "unknown"."""
     path = Path(path)
     if path.is_dir():
         if is_workspace(path):
@@ -81,7 +83,20 @@ def classify_drop(path: str | Path) -> str:
         return "photo"
     if suffix in MOTION_SUFFIXES:
         return "motion"
+    if suffix in BUNDLE_SUFFIXES:
+        return "bundle"
     return "unknown"
+
+
+def new_workspace_for_bundle(bundle: str | Path, root: str | Path) -> Path:
+    """A folder under ``root`` that does not exist yet, named after the bundle file."""
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(bundle).stem).strip("._") or "workspace"
+    candidate = Path(root) / stem[:40]
+    number = 1
+    while candidate.exists():
+        number += 1
+        candidate = Path(root) / f"{stem[:40]}-{number}"
+    return candidate
 
 
 def remember(recent: list[str], folder: str | Path) -> list[str]:
