@@ -439,13 +439,7 @@ def _motion_from_npz(reader: _NpzReader, up_axis: str | None, pelvis) -> Motion:
     if ignored:
         notes.append(f"ignored keys (not part of an SMPL-X motion): {', '.join(ignored)}")
 
-    flag = reader.text("up_axis")
-    if flag is not None and flag not in UP_AXES:
-        raise MotionError(f"{path}: 'up_axis' is {flag!r}; it must be one of {UP_AXES}")
-    source_up, up_note = _choose_up_axis(up_axis, flag, poses[:, 0])
-    if flag is None or source_up != "y":
-        notes.append(up_note)
-    poses, trans = to_y_up(poses, trans, source_up, pelvis)
+    poses, trans, source_up = _in_y_up(poses, trans, reader.text("up_axis"), up_axis, pelvis, path, notes)
 
     if ours:
         stored = reader.raw("notes") if "notes" in reader else np.zeros(0, "U1")
@@ -515,6 +509,20 @@ def _as_smplx(poses: np.ndarray, notes: list[str]) -> np.ndarray:
     else:
         notes.append("SMPL file: hands flat, face neutral (SMPL's two hand joints dropped)")
     return full
+
+
+def _in_y_up(poses: np.ndarray, trans: np.ndarray, flag: str | None, override: str | None, pelvis,
+             where: Path, notes: list[str]) -> tuple[np.ndarray, np.ndarray, str]:
+    """Check a file's ``up_axis`` flag, choose the source up axis (override > flag > inferred), note
+    the choice when it was not a stored Y-up flag, and convert to our Y-up world.
+    Returns (poses, trans, source up axis)."""
+    if flag is not None and flag not in UP_AXES:
+        raise MotionError(f"{where}: 'up_axis' is {flag!r}; it must be one of {UP_AXES}")
+    source_up, up_note = _choose_up_axis(override, flag, poses[:, 0])
+    if flag is None or source_up != "y":
+        notes.append(up_note)
+    poses, trans = to_y_up(poses, trans, source_up, pelvis)
+    return poses, trans, source_up
 
 
 def _choose_up_axis(override: str | None, flag: str | None, global_orient: np.ndarray) -> tuple[str, str]:
@@ -611,13 +619,7 @@ def _read_json_folder(folder: Path, up_axis: str | None, pelvis, max_bytes: int)
     else:
         fps = DEFAULT_FPS
         notes.append(f"no frame rate ('fps' in {META_FILE_NAME}): assumed {DEFAULT_FPS:g} fps")
-    flag = meta.get("up_axis")
-    if flag is not None and flag not in UP_AXES:
-        raise MotionError(f"{meta_path}: 'up_axis' is {flag!r}; it must be one of {UP_AXES}")
-    source_up, up_note = _choose_up_axis(up_axis, flag, poses[:, 0])
-    if flag is None or source_up != "y":
-        notes.append(up_note)
-    poses, trans = to_y_up(poses, trans, source_up, pelvis)
+    poses, trans, source_up = _in_y_up(poses, trans, meta.get("up_axis"), up_axis, pelvis, meta_path, notes)
     try:
         return Motion(poses=poses, trans=trans, fps=fps, betas=betas, expression=expression,
                       source_format=JSON_FORMAT_NAME, source_up_axis=source_up, notes=tuple(notes))
