@@ -15,8 +15,11 @@ Two ways, both measured as displayed frames per second, as fast as they come (no
 - ``posed live``: no cache; every frame is posed (``Avatar.pose(fast=True)`` + normals + skeleton) on
   the loop's thread, then rendered and shown: what playback would be without the cache.
 
+Each is measured at full resolution and at the app's fast-playback scale (0.5: frames rendered at half
+the viewport's size and stretched by DearPyGui, as the app does while a motion plays).
+
     python benchmarks/playback.py                      # starts its own Xvfb when DISPLAY is not set
-    python benchmarks/playback.py --levels 0 1 --sizes 512 --frames 60
+    python benchmarks/playback.py --levels 0 1 --sizes 512 --frames 60 --scales 0.5
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from persona_studio.app.playback import PoseCache
 from persona_studio.app.posers import AvatarPoser
+from persona_studio.app.viewport import PLAYBACK_SCALE
 from persona_studio.avatar.avatar import Avatar, AvatarConfig
 from persona_studio.body.model import load_body_model
 from persona_studio.body.motion import Motion, preset_motion_paths, read_motion
@@ -54,17 +58,18 @@ def build_avatar(model, level: int) -> Avatar:
 class Window:
     """A DearPyGui window showing one float32 raw texture, as the app's viewport does."""
 
-    def __init__(self, size: int):
+    def __init__(self, size: int, render_size: int):
         import dearpygui.dearpygui as dpg
 
         self.dpg = dpg
         dpg.create_context()
         dpg.create_viewport(title="playback benchmark", width=size + 40, height=size + 60, vsync=False)
-        self.image = np.zeros((size, size, 4), np.float32)
+        self.image = np.zeros((render_size, render_size, 4), np.float32)
         with dpg.texture_registry():
-            self.texture = dpg.add_raw_texture(size, size, default_value=self.image, format=dpg.mvFormat_Float_rgba)
+            self.texture = dpg.add_raw_texture(render_size, render_size, default_value=self.image,
+                                               format=dpg.mvFormat_Float_rgba)
         with dpg.window(tag="main"):
-            dpg.add_image(self.texture)
+            dpg.add_image(self.texture, width=size, height=size)
         dpg.set_primary_window("main", True)
         dpg.setup_dearpygui()
         dpg.show_viewport()
@@ -124,6 +129,8 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=60, help="frames played with posing precomputed")
     parser.add_argument("--live-frames", type=int, default=5, help="frames played while posing each one")
     parser.add_argument("--threads", type=int, default=1, help="torch threads for posing (the app uses cores - 1)")
+    parser.add_argument("--scales", type=float, nargs="+", default=[1.0, PLAYBACK_SCALE],
+                        help="render scales (the app plays at 0.5 with fast playback on)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     motion = read_motion(preset_motion_paths()["wave"])
@@ -142,20 +149,21 @@ def main() -> None:
             arrays = poser.arrays()
             first = cache.frame(0)
             for size in args.sizes:
-                window = Window(size)
-                with RenderThread() as render:
-                    camera = OrbitCamera(target=np.zeros(3))
-                    camera.fit(first[0], size, size, margin=1.1)
-                    render.set_gaussians(first[0], arrays["scales"], arrays["colors"], arrays["opacities"],
-                                         normals=first[1], part_colors=arrays["part_colors"])
-                    render.set_view(camera.camera(size, size))
-                    precomputed = play_precomputed(render, window, cache, args.frames)
-                    live, live_pose_s = play_posed_live(render, window, poser, clip, args.live_frames)
-                window.close()
-                print(f"level {level} ({poser.count:,} Gaussians) {size}x{size}: "
-                      f"precomputed {precomputed:5.1f} FPS (posing beforehand {pose_s * 1e3:.0f} ms/frame) | "
-                      f"posed live {live:5.2f} FPS (posing {live_pose_s * 1e3:.0f} ms/frame)", flush=True)
-
+                for scale in args.scales:
+                    render_size = max(int(size * scale), 16)
+                    window = Window(size, render_size)
+                    with RenderThread() as render:
+                        camera = OrbitCamera(target=np.zeros(3))
+                        camera.fit(first[0], render_size, render_size, margin=1.1)
+                        render.set_gaussians(first[0], arrays["scales"], arrays["colors"], arrays["opacities"],
+                                             normals=first[1], part_colors=arrays["part_colors"])
+                        render.set_view(camera.camera(render_size, render_size))
+                        precomputed = play_precomputed(render, window, cache, args.frames)
+                        live, live_pose_s = play_posed_live(render, window, poser, clip, args.live_frames)
+                    window.close()
+                    print(f"level {level} ({poser.count:,} Gaussians) {size}x{size} rendered at {render_size}x{render_size}: "
+                          f"precomputed {precomputed:5.1f} FPS (posing beforehand {pose_s * 1e3:.0f} ms/frame) | "
+                          f"posed live {live:5.2f} FPS (posing {live_pose_s * 1e3:.0f} ms/frame)", flush=True)
 
 if __name__ == "__main__":
     main()

@@ -2,9 +2,14 @@
 
 Prints the time and the figures (masked PSNR on the photo's view, mask IoU on held-out generated
 frames) for the full method and for each ablation switch (balanced sampling off, geometry weighting
-off, pose-driven deformation off). Goal on a 2-core CPU: <= 15 min, PSNR >= 30 dB, IoU >= 0.9.
+off, pose-driven deformation off), and for the paper's seam weight (0.1; the preset uses 1).
+Goal on a 2-core CPU: <= 15 min, PSNR >= 30 dB, IoU >= 0.9.
 
     python benchmarks/train_preview.py [--photo ../shared/data/photos/moore_anyone-3.png] [--no-ablations]
+                                       [--renders DIR]
+
+With ``--renders`` the full method's avatar is also rendered to DIR: the photo's view beside the photo,
+side and back views in the photo's pose, and a novel pose (a frame of the "dance" preset).
 """
 
 from __future__ import annotations
@@ -12,13 +17,20 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import torch
+from PIL import Image
 
 from persona_studio.body.model import load_body_model
+from persona_studio.body.motion import preset_motion_paths, read_motion
 from persona_studio.capture.pipeline import fit_photo
+from persona_studio.export.video import motion_params
 from persona_studio.generate.stage import GenerateOptions, generate_training_set
+from persona_studio.render.camera import Camera
+from persona_studio.render.rasterize import rasterize
 from persona_studio.train.trainer import Trainer, TrainSettings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -28,7 +40,40 @@ ABLATIONS = {
     "balanced sampling off": {"balanced_sampling": False},
     "geometry weighting off": {"geometry_weighting": False},
     "pose-driven deformation off": {"pose_deformation": False},
+    "seam weight 0.1 (the paper's)": {"weights": {"seam": 0.1}},
 }
+
+
+def _view(trainer: Trainer, params: dict, yaw_deg: float, size: int = 512) -> np.ndarray:
+    """[size, size, 3] uint8: the avatar in ``params`` seen from ``yaw_deg`` around its vertical axis."""
+    with torch.no_grad():
+        posed = trainer.avatar.pose(params, fast=True)
+        means = posed.means[0]
+        centre = ((means.min(0).values + means.max(0).values) / 2).numpy()
+        extent = float((means.max(0).values - means.min(0).values).max())
+        yaw = np.radians(yaw_deg)
+        eye = centre + 2.6 * extent * np.array([np.sin(yaw), 0.0, np.cos(yaw)])
+        cam = Camera.look_at(eye, centre, fov_y_deg=25.0, width=size, height=size)
+        out = rasterize(means, posed.scales, posed.opacities, posed.colors,
+                        torch.as_tensor(cam.viewmat, dtype=torch.float32)[None],
+                        torch.as_tensor(cam.K, dtype=torch.float32)[None], size, size,
+                        background=torch.ones(3), antialiased=True)
+    return (out.features[0].clamp(0, 1).numpy() * 255 + 0.5).astype(np.uint8)
+
+
+def save_renders(trainer: Trainer, folder: Path) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    photo = trainer.frames[0]
+    Image.fromarray(np.concatenate([trainer.preview(0), (photo.rgb.numpy() * 255).astype(np.uint8)], 1)).save(
+        folder / "photo_view.png")
+    params = trainer.frame_params(0)
+    for name, yaw in (("front", 0.0), ("side", 90.0), ("back", 180.0)):
+        Image.fromarray(_view(trainer, params, yaw)).save(folder / f"{name}.png")
+    dance = read_motion(preset_motion_paths()["dance"])
+    novel = motion_params(dance, 10, slice(dance.num_frames // 3, dance.num_frames // 3 + 1))
+    novel["transl"] = torch.zeros_like(novel["transl"])
+    Image.fromarray(np.concatenate([_view(trainer, novel, yaw) for yaw in (0.0, 45.0)], 1)).save(folder / "novel_pose.png")
+    print(f"renders written to {folder}")
 
 
 def main() -> None:
@@ -38,6 +83,7 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=60, help="re-poser frames to generate")
     parser.add_argument("--iterations", type=int, help="override the preset's step count")
     parser.add_argument("--no-ablations", action="store_true")
+    parser.add_argument("--renders", type=Path, help="write the full method's renders (photo view, side, back, novel pose) here")
     args = parser.parse_args()
     if not args.photo.is_file():
         raise SystemExit(f"photo not found: {args.photo} (the shared data folder sits beside the checkout)")
@@ -51,18 +97,20 @@ def main() -> None:
     generate_training_set(workspace, GenerateOptions(frames=args.frames, size=(288, 512)), model=model)
     print(f"generate: {args.frames} re-poser frames at 288x512 in {time.time() - t0:.1f} s")
     runs = {"full method": {}} if args.no_ablations else ABLATIONS
-    print(f"{'run':30s} {'minutes':>8s} {'photo PSNR dB':>14s} {'held-out IoU':>13s}")
+    print(f"{'run':30s} {'minutes':>8s} {'s/step':>7s} {'photo PSNR dB':>14s} {'held-out IoU':>13s}")
     for name, switches in runs.items():
         settings = TrainSettings.from_preset("preview", iterations=args.iterations, checkpoint_every=0, preview_every=0)
         for key, value in switches.items():
-            setattr(settings, key, value)
+            setattr(settings, key, replace(settings.weights, **value) if key == "weights" else value)
         (workspace / "avatar" / "checkpoint.safetensors").unlink(missing_ok=True)
         trainer = Trainer(workspace, settings, model=model)
         t0 = time.time()
         figures = trainer.run()
         minutes = (time.time() - t0) / 60
-        print(f"{name:30s} {minutes:8.1f} {figures['photo_psnr']:14.2f} {figures.get('held_out_mask_iou', float('nan')):13.3f}",
-              flush=True)
+        print(f"{name:30s} {minutes:8.1f} {60 * minutes / max(figures['step'], 1):7.2f} {figures['photo_psnr']:14.2f} "
+              f"{figures.get('held_out_mask_iou', float('nan')):13.3f}", flush=True)
+        if args.renders and not switches:
+            save_renders(trainer, args.renders)
 
 
 if __name__ == "__main__":

@@ -323,17 +323,22 @@ def test_a_preset_plays_and_the_timeline_moves_the_avatar(app, trained, tmp_path
     run_until(app, lambda: app.animation.shown_frame == 61, 30, "frame 61 after the Right key")
     press(dpg.mvKey_Spacebar)  # play: the shown frame follows the clock
     assert app.animation.clock.playing
-    seen = set()
+    seen, widths = set(), set()
     t0 = time.perf_counter()
     while time.perf_counter() - t0 < 1.5:
         app.frame()
         seen.add(app.animation.shown_frame)
+        widths.add(app.viewport.last_frame.image.shape[1])
     elapsed = time.perf_counter() - t0
     assert len(seen) >= 3, seen
     due = app.animation.clock.frame(time.perf_counter())
     assert abs(due - (61 + 30 * elapsed)) % app.animation.clock.num_frames < 8  # 30 fps from frame 61
+    full_width = app.viewport.display_size[0]
+    assert app.viewport.render_size[0] == full_width // 2 and full_width // 2 in widths  # fast playback
     press(dpg.mvKey_Spacebar)
     assert not app.animation.clock.playing
+    run_until(app, lambda: app.viewport.last_frame.image.shape[1] == full_width, 30,
+              "a full-resolution frame after pausing")
     press(dpg.mvKey_Home)
     run_until(app, lambda: app.animation.shown_frame == 0, 30, "frame 0 after Home")
 

@@ -1,5 +1,6 @@
-"""The generate stage on a real photo: kit, skeleton frames on the projected joints, re-poser frames
-whose masks and part maps agree with the posed body, imported frames checked against the kit."""
+"""The generate stage on a real photo: kit, skeleton frames on the projected joints, the re-poser's
+surface fitted to the photo, re-poser frames whose masks and part maps agree with that posed surface,
+imported frames checked against the kit."""
 
 from __future__ import annotations
 
@@ -11,13 +12,16 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from scipy.ndimage import binary_dilation
 
 from persona_studio.body.parts import PART_NAMES
 from persona_studio.render.mesh import mesh_silhouette
 from persona_studio.capture.pipeline import fit_photo
 from persona_studio.render.body import BodyRenderer
 from persona_studio.generate.skeleton_video import openpose_points
-from persona_studio.generate.stage import GenerateError, GenerateOptions, generate_training_set
+from persona_studio.capture.subject import Subject
+from persona_studio.generate.reposer import FIT_SIZE, PhotoSurface, photo_targets
+from persona_studio.generate.stage import SURFACE_FILE, GenerateError, GenerateOptions, generate_training_set
 from persona_studio.generate.training_set import TrainingSet
 
 from conftest import shared_path
@@ -68,18 +72,43 @@ def test_skeleton_frames_land_on_projected_joints(workspace, open_body_model):
         assert drawn[int(box[:, 1].min()):int(box[:, 1].max()) + 1, int(box[:, 0].min()):int(box[:, 0].max()) + 1].mean() > 0.02
 
 
-def test_reposer_masks_and_parts_agree_with_the_posed_body(workspace, open_body_model):
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    return float((a & b).sum() / (a | b).sum())
+
+
+def test_reposer_surface_is_fitted_to_the_photo(workspace, open_body_model):
+    # Rendered at the fit's size, the surface pushed along its normals covers the photo's person (hair,
+    # clothes) better than the bare fitted body, and stays a shell (no vertex flies off).
+    subject = Subject.load(workspace)
+    surface = PhotoSurface.load(workspace / "training_set" / SURFACE_FILE)
+    renderer = BodyRenderer(open_body_model, 1)
+    assert surface.displacement.shape == (renderer.interp.shape[0],) and surface.colors.shape == (renderer.interp.shape[0], 3)
+    assert np.abs(surface.displacement).max() < 0.15
+    camera, _, mask = photo_targets(subject, FIT_SIZE)
+    with torch.no_grad():
+        posed = open_body_model.forward(**{k: torch.as_tensor(v)[None] for k, v in subject.smplx.items()}).vertices[0]
+    colors = torch.as_tensor(surface.colors)
+    bare = renderer.render(posed, colors, camera).mask > 0.5
+    dressed = renderer.render(posed, colors, camera, displacement=torch.as_tensor(surface.displacement)).mask > 0.5
+    photo = mask.numpy() > 0.5
+    assert _iou(dressed, photo) > max(_iou(bare, photo) + 0.02, 0.85), (_iou(dressed, photo), _iou(bare, photo))
+
+
+def test_reposer_masks_and_parts_agree_with_the_posed_surface(workspace, open_body_model):
     ts = TrainingSet(workspace)
     renderer = BodyRenderer(open_body_model, 1)
+    displacement = torch.as_tensor(PhotoSurface.load(workspace / "training_set" / SURFACE_FILE).displacement)
     for index in range(1, len(ts), 3):
         frame = ts.load(index)
         with torch.no_grad():
             v = open_body_model.forward(**{k: torch.as_tensor(val)[None] for k, val in frame.smplx.items()}).vertices[0]
-        exact = mesh_silhouette(v.numpy(), open_body_model.faces, ts.camera)
+            dense = renderer.surface(v, displacement).numpy()
+        exact = mesh_silhouette(dense, renderer.faces.numpy(), ts.camera)
         rendered = frame.mask > 0.5
-        iou = (exact & rendered).sum() / (exact | rendered).sum()
-        assert iou > 0.9, f"frame {index}: mask IoU with the mesh silhouette {iou:.3f}"
-        dense = renderer.dense_vertices(v).numpy()
+        # The mask is the splats' coverage: all of the silhouette plus a rim of about one splat radius.
+        grown = binary_dilation(exact, iterations=2)
+        assert (exact & rendered).sum() / exact.sum() > 0.97, f"frame {index}: silhouette not covered"
+        assert (rendered & ~grown).sum() / rendered.sum() < 0.03, f"frame {index}: mask spills past the surface"
         uv = ts.camera.project(dense)[:, :2]
         for part in ("left_hand", "right_foot", "face_neck", "torso"):
             label = PART_NAMES.index(part)

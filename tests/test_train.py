@@ -104,14 +104,29 @@ def test_seams_on_constructed_cases():
     pos[:, :, :10] = torch.tensor([0.2, 0.5, 0.5])
     pos[:, :, 10:] = torch.tensor([0.8, 0.5, 0.5])
     alpha = torch.ones(1, 20, 20)
-    seams = seam_mask(pos, alpha, radius=1)[0]
+    seams = seam_mask(pos, alpha, radius=1, reference_size=20)[0]
     assert seams[:, 8:12].all() and not seams[:, :7].any() and not seams[:, 13:].any()
     # A smooth ramp (one body part) is not a seam; its silhouette against the background is.
     ramp = torch.linspace(0, 0.1, 20)[None, None, :, None].expand(1, 20, 20, 3).clone()
     alpha = torch.zeros(1, 20, 20)
     alpha[:, 5:15, 5:15] = 1
-    seams = seam_mask(ramp * alpha[..., None], alpha, radius=0)[0]
+    seams = seam_mask(ramp * alpha[..., None], alpha, radius=0, reference_size=20)[0]
     assert seams[5, 5:15].all() and not seams[8:12, 8:12].any()
+
+
+def test_seam_band_keeps_its_physical_width_across_resolutions():
+    # One surface spanning the canonical range across the image, split by a jump in the middle: the
+    # smooth part must never read as a seam, and the band round the jump keeps the same share of the
+    # image at 1024 px (dilated by 2) and at 256 px (not dilated), up to the edge pixels themselves.
+    shares = {}
+    for size in (256, 1024):
+        ramp = torch.linspace(0, 0.5, size)[None, None, :, None].expand(1, 8, size, 3).clone()
+        ramp[:, :, size // 2:] += 0.4
+        seams = seam_mask(ramp, torch.ones(1, 8, size))[0]
+        assert not seams[:, : size // 2 - 4].any() and not seams[:, size // 2 + 4:].any()
+        assert seams[:, size // 2].all()
+        shares[size] = seams[0].float().mean().item()
+    assert max(shares.values()) / min(shares.values()) < 1.5  # 6 px of 1024 vs 2 px of 256 (unscaled: 4x)
 
 
 def test_balanced_sampler_share():
@@ -150,3 +165,16 @@ def test_train_and_animate_cli(workspace, tmp_path):
     assert frames[len(frames) // 2].min() < 200  # the avatar is in view
     again = run("animate", "-w", str(ws), "--motion", "wave", "-o", str(video))
     assert again.returncode == 1 and "--overwrite" in again.stderr
+
+
+def test_presets_set_loss_weights_and_refuse_unknown_ones(tmp_path, monkeypatch):
+    import json
+
+    from persona_studio.train import trainer as trainer_module
+
+    assert TrainSettings.from_preset("preview").weights.seam == 1.0  # the photo keeps its weight in seams
+    assert TrainSettings.from_preset("quality").weights.seam == 0.1  # the paper's
+    (tmp_path / "odd.json").write_text(json.dumps({"iterations": 5, "weights": {"sean": 0.5}}))
+    monkeypatch.setattr(trainer_module, "PRESETS_DIR", tmp_path)
+    with pytest.raises(ValueError, match=r"unknown loss weights \['sean'\]"):
+        TrainSettings.from_preset("odd")

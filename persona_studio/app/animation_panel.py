@@ -181,9 +181,11 @@ class AnimationPanel:
     def update(self) -> None:
         clock, cache = self.clock, self.cache
         if clock is None or cache is None:
+            self.app.viewport.set_playing(False)
             return
         now = time.perf_counter()
         due = clock.frame(now)
+        self.app.viewport.set_playing(clock.playing)
         if not clock.playing:
             dpg.configure_item("tl_play", label="Play")
         cache.set_playhead(due)

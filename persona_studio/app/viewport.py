@@ -5,8 +5,10 @@ only when asked (new Gaussians, positions, camera, size or mode). Each finished 
 float32 [H, W, 4] array that no thread writes to afterwards; the GUI thread swaps the texture over
 to it with ``set_value``. So the buffers alternate (the one shown, the one being filled on the render
 thread) and nothing is ever written in place. A new size gets a new texture (the old one is deleted
-a frame later, once nothing draws it). Mouse: left drag orbits, right or middle drag pans,
-the wheel zooms, all over the image only.
+a frame later, once nothing draws it). While a motion plays, frames are rendered at half resolution
+(``PLAYBACK_SCALE``; DearPyGui stretches the texture to the same on-screen size), the full resolution
+returns on pause. Mouse: left drag orbits, right or middle drag pans, the wheel zooms, all over the
+image only.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from persona_studio.viewer.renderer import RenderMode, RenderOptions
 
 MODES = {"RGB": "rgb", "normals": "normals", "depth": "depth", "parts": "parts", "alpha": "alpha"}
 RESOLUTIONS = {"100%": 1.0, "75%": 0.75, "50%": 0.5}
+PLAYBACK_SCALE = 0.5  # render scale while a motion plays (when "fast playback" is on): a quarter of the pixels
 BACKGROUNDS = {"dark": (0.13, 0.14, 0.16, 1.0), "grey": (0.55, 0.56, 0.58, 1.0), "white": (1.0, 1.0, 1.0, 1.0)}
 BACKGROUND = BACKGROUNDS["dark"]
 ORBIT_RADIANS_PER_PIXEL = 0.008
@@ -42,6 +45,8 @@ class Viewport:
         self.render = None  # the RenderThread, once started
         self.error: str | None = None
         self.scale = 1.0
+        self.playing = False  # a motion is playing: render at PLAYBACK_SCALE when fast_playback is on
+        self.fast_playback = True
         self.display_size = (0, 0)  # the image item's size on screen
         self.render_size = (0, 0)  # the frames asked for
         self.gaussian_count = 0
@@ -67,6 +72,11 @@ class Viewport:
             dpg.add_button(label="fit", tag="view_fit", callback=lambda: self.fit_to_scene())
             dpg.add_combo(list(RESOLUTIONS), default_value="100%", width=70, tag="view_resolution",
                           callback=lambda s, v: self.set_scale(RESOLUTIONS[v]))
+            dpg.add_checkbox(label="fast playback", tag="view_fast_playback", default_value=True,
+                             callback=lambda s, v: self.set_fast_playback(v))
+            with dpg.tooltip("view_fast_playback"):
+                dpg.add_text("While a motion plays, render at half resolution (a quarter of the pixels);\n"
+                             "the full resolution comes back as soon as playback pauses.")
             dpg.add_combo(list(BACKGROUNDS), default_value="dark", width=70, tag="view_background",
                           callback=lambda s, v: self._set_options(background=BACKGROUNDS[v]))
             dpg.add_text("", tag="view_fps")
@@ -133,6 +143,18 @@ class Viewport:
         self.scale = scale
         self._request_view()
 
+    def set_playing(self, playing: bool) -> None:
+        """Playback started or stopped: the render size follows at the next GUI frame."""
+        self.playing = bool(playing)
+
+    def set_fast_playback(self, enabled: bool) -> None:
+        self.fast_playback = bool(enabled)
+
+    @property
+    def render_scale(self) -> float:
+        """The resolution scale in effect: the user's, lowered to PLAYBACK_SCALE while playing."""
+        return min(self.scale, PLAYBACK_SCALE) if self.playing and self.fast_playback else self.scale
+
     def reset_camera(self) -> None:
         self.camera.reset()
         self._request_view()
@@ -151,7 +173,8 @@ class Viewport:
         self._request_view()
 
     def pan(self, dx: float, dy: float) -> None:
-        self.camera.pan(dx * self.scale, dy * self.scale, max(self.render_size[1], 1))
+        scale = self.render_scale
+        self.camera.pan(dx * scale, dy * scale, max(self.render_size[1], 1))
         self._request_view()
 
     def zoom(self, steps: float) -> None:
@@ -227,7 +250,8 @@ class Viewport:
         parent = dpg.get_item_parent("view_image")
         width, height = dpg.get_item_rect_size(parent)
         display = (max(int(width) - 16, 16), max(int(height) - TOOLBAR_HEIGHT - 16, 16))
-        render = (max(int(display[0] * self.scale), 16), max(int(display[1] * self.scale), 16))
+        scale = self.render_scale
+        render = (max(int(display[0] * scale), 16), max(int(display[1] * scale), 16))
         if display != self.display_size:
             self.display_size = display
             dpg.configure_item("view_image", width=display[0], height=display[1])

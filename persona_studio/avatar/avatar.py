@@ -83,6 +83,7 @@ class Avatar(nn.Module):
         self.register_buffer("group_masks", groups.float())
         self.register_buffer("group_of", group_of)
         self.register_buffer("deformable", ~torch.isin(dominant, torch.tensor(NO_DEFORM_JOINTS)))
+        self.register_buffer("deformable_index", self.deformable.nonzero()[:, 0], persistent=False)
 
         self.offsets = nn.Parameter(torch.zeros(n, 3))
         self.log_scales = nn.Parameter(torch.log(0.5 * longest_incident_edge(self.template, self.faces)))
@@ -138,15 +139,17 @@ class Avatar(nn.Module):
         if not self.config.pose_deformation:
             return torch.zeros(body_pose.shape[0], self.num_gaussians, 3)
         pose6d = rotation_6d(body_pose.reshape(-1, 21, 3))
+        # Only deformable Gaussians go through the network (exact: the others' offsets are zero).
+        moving = self.deformable_index
         if fast:
             if self._fast_features is None:
                 with torch.no_grad():
-                    self._fast_features = self.mlp.first_feat(self.triplane(self.template))
+                    self._fast_features = self.mlp.first_feat(self.triplane(self.template[moving]))
             feature_term = self._fast_features
         else:
-            feature_term = self.mlp.first_feat(self.triplane(self.template))
-        offsets = self.mlp.forward_grouped(feature_term, pose6d, self.group_masks, self.group_of)
-        return offsets * self.deformable[None, :, None]
+            feature_term = self.mlp.first_feat(self.triplane(self.template[moving]))
+        offsets = self.mlp.forward_grouped(feature_term, pose6d, self.group_masks, self.group_of[moving])
+        return torch.zeros(offsets.shape[0], self.num_gaussians, 3).index_copy(1, moving, offsets)
 
     def pose_offsets_reference(self, body_pose: torch.Tensor) -> torch.Tensor:
         """The same offsets computed the plain way, the masked pose fed per Gaussian (for checking)."""

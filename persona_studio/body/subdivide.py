@@ -3,7 +3,8 @@
 Midpoint subdivision splits every triangle into four; each new vertex sits halfway along an edge. The
 whole operation is linear, so it is returned as a sparse [V_level, V_0] matrix that carries any
 per-vertex quantity (positions, skinning weights, shape and expression directions, colours) from the
-base mesh to the subdivided one.
+base mesh to the subdivided one. Also the mesh helpers the Gaussians on it use: edge lengths, vertex
+neighbourhoods, the uniform Laplacian regulariser.
 """
 
 from __future__ import annotations
@@ -55,3 +56,21 @@ def longest_incident_edge(vertices: torch.Tensor, faces: torch.Tensor) -> torch.
         longest = longest.scatter_reduce(0, faces[:, a], length, "amax")
         longest = longest.scatter_reduce(0, faces[:, b], length, "amax")
     return longest
+
+
+def uniform_laplacian(values: torch.Tensor, neighbours: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
+    """Mean squared difference of each vertex's value from its neighbours' mean.
+
+    ``values`` [N, C]; ``neighbours`` [2, E] directed edges (i <- j); ``counts`` [N] neighbours of i.
+    """
+    summed = torch.zeros_like(values).index_add_(0, neighbours[0], values[neighbours[1]])
+    mean = summed / counts.clamp_min(1)[:, None]
+    return (values - mean).pow(2).sum(-1).mean()
+
+
+def mesh_neighbours(faces: torch.Tensor, num_vertices: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """[F, 3] faces -> ([2, E] directed unique edges, [N] neighbour counts)."""
+    e = torch.cat([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
+    e = torch.cat([e, e.flip(1)]).unique(dim=0)
+    counts = torch.bincount(e[:, 0], minlength=num_vertices)
+    return e.T.contiguous(), counts

@@ -1,31 +1,112 @@
-"""The built-in re-poser: the photo projected onto the fitted body, re-posed, rendered.
+"""The built-in re-poser: the fitted body, dressed to the photo's silhouette, re-posed, rendered.
 
-Honest about what it is: a textured body, so it teaches the avatar the subject's colours and exact
-geometry in new poses, but no cloth deformation (that is what a video generator such as MimicMotion
-adds). It exists so the whole pipeline runs anywhere, with no weights and no GPU. The rendering itself
-is ``render.body.BodyRenderer``.
+Honest about what it is: a textured body surface, so it teaches the avatar the subject's colours and a
+plausible geometry in new poses, but no cloth dynamics (that is what a video generator such as
+MimicMotion adds). Before re-posing, the body's surface is pushed along its normals and the colours the
+photo sees refined until its render matches the photo's person (:func:`fit_surface_to_photo`): hair and loose
+clothes the naked body lacks then appear in every generated frame, so those frames and the photo agree
+on the person's outline instead of pulling the avatar two ways. It exists so the whole pipeline runs
+anywhere, with no weights and no GPU. The rendering itself is ``render.body.BodyRenderer``.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import torch
+from PIL import Image
 
-from persona_studio.render.body import BodyRenderer
+from persona_studio.body.subdivide import mesh_neighbours, uniform_laplacian
+from persona_studio.capture.subject import Subject
+from persona_studio.fileio import atomic_path
+from persona_studio.render.body import BodyRenderer, color_from_photo, seen_in_photo
 from persona_studio.render.camera import Camera
 
+FIT_SIZE = 256  # longer side of the photo while fitting the surface
+FIT_STEPS = 100
 
-def render_sequence(renderer: BodyRenderer, colors: np.ndarray, vertices: np.ndarray, camera: Camera,
+
+@dataclass
+class PhotoSurface:
+    """The re-poser's subject: per dense vertex a displacement along the posed normal and a colour."""
+
+    displacement: np.ndarray  # [V] metres (+ outwards)
+    colors: np.ndarray  # [V, 3] in [0, 1]
+
+    def save(self, path: Path) -> None:
+        with atomic_path(path) as tmp:
+            with open(tmp, "wb") as handle:
+                np.savez(handle, displacement=self.displacement, colors=self.colors)
+
+    @classmethod
+    def load(cls, path: Path) -> "PhotoSurface":
+        with np.load(path) as data:
+            return cls(data["displacement"], data["colors"])
+
+
+def photo_targets(subject: Subject, size: int) -> tuple[Camera, torch.Tensor, torch.Tensor]:
+    """The photo at ``size`` (longer side): camera, [H, W, 3] person on white, [H, W] mask."""
+    h, w = subject.mask.shape
+    scale = size / max(h, w)
+    dims = (max(1, round(w * scale)), max(1, round(h * scale)))
+    image = np.asarray(Image.fromarray(subject.image).resize(dims, Image.BILINEAR), np.float32) / 255.0
+    mask = np.asarray(Image.fromarray(subject.mask.astype(np.float32), mode="F").resize(dims, Image.BILINEAR))
+    mask = np.clip(mask, 0, 1)
+    on_white = image * mask[..., None] + (1 - mask[..., None])
+    return subject.camera.resized(*dims), torch.as_tensor(on_white), torch.as_tensor(mask)
+
+
+def fit_surface_to_photo(renderer: BodyRenderer, subject: Subject, steps: int = FIT_STEPS, size: int = FIT_SIZE,
+                         progress: Callable[[float, str], None] | None = None,
+                         cancelled: Callable[[], bool] | None = None) -> PhotoSurface:
+    """Displacements along the normals (smooth: a Laplacian keeps neighbours together) and colours of
+    the vertices the photo sees, fitted so that the posed body's render matches the photo (L1 on the
+    image on white and on the mask).
+
+    Colours the photo does not see keep their mirrored values: through the last bit of transmittance
+    they get gradients thousands of times smaller than seen ones, which Adam would blow up into
+    full-size noisy steps (a speckled back).
+    """
+    camera, target, mask = photo_targets(subject, size)
+    with torch.no_grad():
+        posed = renderer.model.forward(**{k: torch.as_tensor(v)[None] for k, v in subject.smplx.items()}).vertices[0]
+    base = torch.as_tensor(color_from_photo(renderer, subject.image, subject.mask, subject.camera, subject.smplx))
+    seen = torch.as_tensor(seen_in_photo(renderer, subject.mask, subject.camera, subject.smplx)[0])[:, None]
+    n = renderer.interp.shape[0]
+    displacement = torch.zeros(n, requires_grad=True)
+    color_change = torch.zeros(n, 3, requires_grad=True)
+    neighbours, counts = mesh_neighbours(renderer.faces, n)
+    optimiser = torch.optim.Adam([{"params": [displacement], "lr": 1e-3}, {"params": [color_change], "lr": 1e-2}])
+    for step in range(steps):
+        if cancelled is not None and cancelled():
+            raise InterruptedError("generation cancelled")
+        colors = (base + color_change * seen).clamp(0, 1)
+        out = renderer.splat(posed, colors, camera, displacement)
+        alpha = out.alpha[0, ..., 0]
+        image = out.features[0, ..., :3] + (1 - alpha[..., None])
+        loss = ((image - target).abs().mean() + (alpha - mask).abs().mean()
+                + 1e4 * uniform_laplacian(displacement[:, None], neighbours, counts))
+        optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        optimiser.step()
+        if progress is not None:
+            progress((step + 1) / steps, f"re-poser: fitting the surface to the photo {step + 1}/{steps}")
+    colors = (base + color_change * seen).clamp(0, 1)
+    return PhotoSurface(displacement.detach().numpy(), colors.detach().numpy())
+
+
+def render_sequence(renderer: BodyRenderer, surface: PhotoSurface, vertices: np.ndarray, camera: Camera,
                     progress: Callable[[float, str], None] | None = None,
                     cancelled: Callable[[], bool] | None = None):
     """Yield a BodyRender for each frame's [V0, 3] posed vertices (a generator: frames stream to disk)."""
-    colors_t = torch.as_tensor(colors)
+    colors = torch.as_tensor(surface.colors)
+    displacement = torch.as_tensor(surface.displacement)
     for i, frame in enumerate(vertices):
         if cancelled is not None and cancelled():
             raise InterruptedError("generation cancelled")
-        with torch.no_grad():
-            yield renderer.render(torch.as_tensor(frame), colors_t, camera)
+        yield renderer.render(torch.as_tensor(frame), colors, camera, displacement=displacement)
         if progress is not None:
             progress((i + 1) / len(vertices), f"re-poser: frame {i + 1}/{len(vertices)}")

@@ -1,8 +1,9 @@
 """The `generate` stage: Subject -> generation kit -> generated frames -> geometry targets -> TrainingSet.
 
 Generators (one interface: frames for the kit's skeleton sequence, with progress and cancel):
-- ``reposer`` (default; CPU, no weights): the photo projected onto the fitted body, re-posed, rendered;
-  its geometry targets are exact.
+- ``reposer`` (default; CPU, no weights): the fitted body, its surface pushed out to the photo's
+  silhouette (hair, loose clothes) and coloured from the photo, re-posed, rendered; its geometry
+  targets are those of that surface. The surface is kept in ``training_set/reposer_surface.npz``.
 - ``mimicmotion`` (CUDA + the user's MimicMotion and SVD-xt-1-1 files): frames from the kit's reference
   photo and skeleton video.
 - ``import``: frames made elsewhere from the kit (a folder of images or a video), matched back to the
@@ -29,14 +30,15 @@ from persona_studio.body.motion import Motion, preset_motion_paths, read_motion
 from persona_studio.capture.subject import Subject
 from persona_studio.fileio import atomic_folder
 from persona_studio.generate.drive import DEFAULT_SIZE, DrivingSequence, driving_sequence, posed_joints
-from persona_studio.generate.reposer import render_sequence
-from persona_studio.render.body import BodyRender, BodyRenderer, color_from_photo
+from persona_studio.generate.reposer import PhotoSurface, fit_surface_to_photo, render_sequence
+from persona_studio.render.body import BodyRender, BodyRenderer
 from persona_studio.generate.skeleton_video import draw_skeleton, openpose_points
 from persona_studio.generate.training_set import FORMAT_VERSION, TRAINING_DIR, frame_name, smplx_to_json, write_frame
 from persona_studio.settings import Settings
 
 Progress = Callable[[float, str], None]
 GENERATORS = ("reposer", "mimicmotion", "import")
+SURFACE_FILE = "reposer_surface.npz"
 DEFAULT_FRAMES = {"reposer": 120, "mimicmotion": 1000, "import": None}
 KIT_README = """# PERSONA Studio generation kit
 
@@ -210,11 +212,15 @@ def generate_training_set(workspace: str | Path, options: GenerateOptions | None
         skeletons = write_kit(folder / "kit", subject, model, sequence, vertices, joints,
                               lambda f, m: report(0.02 + 0.08 * f, m))
         renderer = BodyRenderer(model, options.level)
-        _write_photo_frame(folder, subject, model, renderer)
+        surface = None
         if not options.kit_only:
-            colors = color_from_photo(renderer, subject.image, subject.mask, subject.camera, subject.smplx)
-            body_frames = render_sequence(renderer, colors, vertices, sequence.camera,
-                                          lambda f, m: report(0.1 + 0.88 * f, m), cancelled)
+            surface = fit_surface_to_photo(renderer, subject, progress=lambda f, m: report(0.1 + 0.1 * f, m),
+                                           cancelled=cancelled)
+            surface.save(folder / SURFACE_FILE)
+        _write_photo_frame(folder, subject, model, renderer, surface)
+        if not options.kit_only:
+            body_frames = render_sequence(renderer, surface, vertices, sequence.camera,
+                                          lambda f, m: report(0.2 + 0.78 * f, m), cancelled)
             if options.generator == "reposer":
                 images = None
             elif options.generator == "import":
@@ -273,10 +279,14 @@ def _sapiens_targets(geometry, rgb: np.ndarray, mask: np.ndarray, body: BodyRend
     return BodyRender(rgb=body.rgb, mask=mask, depth=depth, normal=normal, parts=parts)
 
 
-def _write_photo_frame(folder: Path, subject: Subject, model: BodyModel, renderer: BodyRenderer) -> None:
-    """Frame 0: the photo, its detected mask, and the fitted body's depth/normals/parts as its targets."""
+def _write_photo_frame(folder: Path, subject: Subject, model: BodyModel, renderer: BodyRenderer,
+                       surface: PhotoSurface | None) -> None:
+    """Frame 0: the photo, its detected mask, and the fitted body's depth/normals/parts as its targets
+    (of the surface fitted to the photo when there is one)."""
+    displacement = None if surface is None else torch.as_tensor(surface.displacement)
     with torch.no_grad():
         posed = model.forward(**{k: torch.as_tensor(v)[None] for k, v in subject.smplx.items()}).vertices[0]
-        body = renderer.render(posed, torch.ones(renderer.interp.shape[0], 3), subject.camera)
+        body = renderer.render(posed, torch.ones(renderer.interp.shape[0], 3), subject.camera,
+                               displacement=displacement)
     write_frame(folder, 0, subject.image, subject.mask, body.depth, body.normal, body.parts, subject.smplx)
     (folder / "photo" / "camera.json").write_text(json.dumps(subject.camera.to_json(), indent=1) + "\n")

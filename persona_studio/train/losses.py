@@ -71,21 +71,3 @@ def normal_loss(pred: torch.Tensor, target: torch.Tensor, valid: torch.Tensor) -
     p = F.normalize(pred[valid], dim=-1)
     t = target[valid]
     return (p - t).abs().sum(-1).mean() + (1 - (p * t).sum(-1)).mean()
-
-
-def uniform_laplacian(values: torch.Tensor, neighbours: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
-    """Mean squared difference of each vertex's value from its neighbours' mean.
-
-    ``values`` [N, C]; ``neighbours`` [2, E] directed edges (i <- j); ``counts`` [N] neighbours of i.
-    """
-    summed = torch.zeros_like(values).index_add_(0, neighbours[0], values[neighbours[1]])
-    mean = summed / counts.clamp_min(1)[:, None]
-    return (values - mean).pow(2).sum(-1).mean()
-
-
-def mesh_neighbours(faces: torch.Tensor, num_vertices: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """[F, 3] faces -> ([2, E] directed unique edges, [N] neighbour counts)."""
-    e = torch.cat([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
-    e = torch.cat([e, e.flip(1)]).unique(dim=0)
-    counts = torch.bincount(e[:, 0], minlength=num_vertices)
-    return e.T.contiguous(), counts

@@ -33,8 +33,16 @@ def dilate(mask: torch.Tensor, radius: int) -> torch.Tensor:
     return F.max_pool2d(mask.float()[:, None], k, stride=1, padding=radius)[:, 0] > 0
 
 
-def seam_mask(position_map: torch.Tensor, alpha: torch.Tensor, threshold: float = 0.02,
-              radius: int = 2) -> torch.Tensor:
-    """[B, H, W, 3] rendered canonical positions in [0, 1] (over black), [B, H, W] alpha -> [B, H, W] bool."""
+def seam_mask(position_map: torch.Tensor, alpha: torch.Tensor, threshold: float = 0.02, radius: int = 2,
+              reference_size: int = 1024) -> torch.Tensor:
+    """[B, H, W, 3] rendered canonical positions in [0, 1] (over black), [B, H, W] alpha -> [B, H, W] bool.
+
+    ``threshold`` and ``radius`` hold for an image whose longer side is ``reference_size``; on a smaller
+    image one pixel spans more of the body, so a smooth surface's per-pixel gradient grows and the same
+    dilation in pixels would cover more of it: both are scaled to keep the seam band the same physical
+    width (at 256 px the threshold is 0.08 and there is no dilation).
+    """
+    pixels_per_reference = max(position_map.shape[1:3]) / reference_size
     composite = torch.cat([position_map, alpha[..., None]], dim=-1)  # the silhouette is a seam too
-    return dilate(sobel_magnitude(composite) > threshold, radius)
+    edges = sobel_magnitude(composite) > threshold / pixels_per_reference
+    return dilate(edges, round(radius * pixels_per_reference))

@@ -7,8 +7,10 @@ callback; checkpoints are written atomically every N steps and a killed run resu
 Per step one frame is drawn (balanced sampling), the avatar is posed with the frame's SMPL-X (plus a
 learnt per-frame correction) and rendered once with features [colour, seam colour, normal, part colour,
 hand], and the losses are:
-- photo: image loss (0.8 L1 + 0.2 D-SSIM), down-weighted inside seams, where the colour is pulled
-  towards the seam colour instead; mask; depth/normal/part losses at the photo geometry weight (0.1);
+- photo: image loss (0.8 L1 + 0.2 D-SSIM), down-weighted inside seams (weight ``seam``), where the
+  colour is pulled towards the seam colour instead (weight 1 - ``seam``; presets may set ``seam``: the
+  CPU ``preview`` keeps the photo at full weight); mask; depth/normal/part losses at the photo
+  geometry weight (0.1);
 - generated frames: image loss on colour and on seam colour; mask, depth (scale-invariant), normals,
   parts at weight 1; the image loss reaches the deformation (means, MLP, triplane) at the generated
   image weight (0.1: geometry-weighted optimisation) while colours get it in full;
@@ -33,6 +35,7 @@ from persona_studio.avatar.avatar import Avatar, AvatarConfig
 from persona_studio.avatar.bundle import load_checkpoint, save_avatar, save_checkpoint
 from persona_studio.body.model import BodyModel, load_body_model
 from persona_studio.body.parts import PART_COLORS, PART_INDEX, vertex_parts
+from persona_studio.body.subdivide import mesh_neighbours, uniform_laplacian
 from persona_studio.capture.subject import Subject
 from persona_studio.generate.training_set import TrainingSet
 from persona_studio.render.body import BodyRenderer, color_from_photo, vertex_normals
@@ -59,7 +62,7 @@ class LossWeights:
     normal: float = 1.0
     parts: float = 1.0
     photo_geometry: float = 0.1  # depth/normal/part weight on the photo
-    seam: float = 0.1  # photo image weight inside seams
+    seam: float = 0.1  # photo image weight inside seams (the seam colour gets 1 - seam there)
     hand_mask: float = 1.0
     laplacian_offsets: float = 1e4
     laplacian_scales: float = 0.1
@@ -95,6 +98,11 @@ class TrainSettings:
         known = {f.name for f in fields(cls)} - {"weights"}
         values = {k: v for k, v in raw.items() if k in known}
         values.update({k: v for k, v in overrides.items() if v is not None})
+        weight_names = {f.name for f in fields(LossWeights)}
+        unknown = set(raw.get("weights", {})) - weight_names
+        if unknown:
+            raise ValueError(f"preset {name!r} sets unknown loss weights {sorted(unknown)}: use {sorted(weight_names)}")
+        values.setdefault("weights", LossWeights(**raw.get("weights", {})))
         return cls(preset=name, **values)
 
 
@@ -277,13 +285,16 @@ class Trainer:
 
     def _build_optimiser(self) -> None:
         a, n = self.avatar, len(self.frames)
-        self.deltas = {k: torch.zeros(n, self.frames[0].smplx[k].shape[1], requires_grad=True) for k in POSE_KEYS}
-        self.neighbours, self.counts = losses.mesh_neighbours(a.faces, a.num_gaussians)
+        # One tensor per frame and key: Adam skips tensors without a gradient, so frames not drawn this
+        # step keep still (one shared [n, D] tensor would keep drifting them on stale momentum).
+        self.deltas = {k: [torch.zeros(1, self.frames[0].smplx[k].shape[1], requires_grad=True) for _ in range(n)]
+                       for k in POSE_KEYS}
+        self.neighbours, self.counts = mesh_neighbours(a.faces, a.num_gaussians)
         groups = [
             {"params": [a.offsets], "lr": 1e-3}, {"params": list(a.triplane.parameters()) + list(a.mlp.parameters()), "lr": 1e-3},
             {"params": [a.log_scales, a.colors, a.seam_colors], "lr": 1e-2},
-            {"params": [self.deltas[k] for k in POSE_KEYS if "hand" not in k], "lr": 1e-3},
-            {"params": [self.deltas[k] for k in POSE_KEYS if "hand" in k], "lr": 1e-4},
+            {"params": [d for k in POSE_KEYS if "hand" not in k for d in self.deltas[k]], "lr": 1e-3},
+            {"params": [d for k in POSE_KEYS if "hand" in k for d in self.deltas[k]], "lr": 1e-4},
         ]
         for g in groups:
             g["base_lr"] = g["lr"]
@@ -293,7 +304,8 @@ class Trainer:
     def _restore(self, extra: dict[str, torch.Tensor], saved: dict) -> None:
         with torch.no_grad():
             for k in POSE_KEYS:
-                self.deltas[k].copy_(extra[f"delta.{k}"])
+                for delta, saved_row in zip(self.deltas[k], extra[f"delta.{k}"]):
+                    delta.copy_(saved_row[None])
         state = self.optimiser.state_dict()
         for pid in range(sum(len(g["params"]) for g in state["param_groups"])):
             if f"adam.{pid}.exp_avg" in extra:
@@ -303,7 +315,7 @@ class Trainer:
         self.sampler.restore(saved["sampler"])
 
     def save_checkpoint(self) -> Path:
-        extra = {f"delta.{k}": v for k, v in self.deltas.items()}
+        extra = {f"delta.{k}": torch.cat(v).detach() for k, v in self.deltas.items()}
         for pid, st in self.optimiser.state_dict()["state"].items():
             extra.update({f"adam.{pid}.step": torch.as_tensor(st["step"]).reshape(1) if not torch.is_tensor(st["step"]) else st["step"],
                           f"adam.{pid}.exp_avg": st["exp_avg"], f"adam.{pid}.exp_avg_sq": st["exp_avg_sq"]})
@@ -317,7 +329,7 @@ class Trainer:
         f = self.frames[index]
         params = dict(f.smplx)
         for k in POSE_KEYS:
-            params[k] = f.smplx[k] + self.deltas[k][index:index + 1]
+            params[k] = f.smplx[k] + self.deltas[k][index]
         return params
 
     def render(self, index: int, features: str = "train", params: dict | None = None):
@@ -373,18 +385,21 @@ class Trainer:
         union = (f.mask > 0.5) | (alpha > 0.5)
         terms["parts"] = geometry * w.parts * ((part_rgb - f.part_rgb).abs().sum(-1) * union).sum() / union.sum().clamp_min(1)
         if f.is_photo:
+            # Inside seams the photo keeps weight ``seam`` and the seam colour the rest, both per pixel
+            # on the same footing as the image loss (normalised by the same total weight).
             weight = torch.where(seams, torch.full_like(f.mask, w.seam), torch.ones_like(f.mask))
             terms["image"] = w.image * losses.image_loss(rgb[None], f.rgb[None], weight[None])
-            terms["seam"] = w.image * ((rgb - seam_rgb.detach()).abs().mean(-1) * seams).sum() / seams.sum().clamp_min(1)
+            seam_pull = (rgb - seam_rgb.detach()).abs().mean(-1) * seams * (1 - w.seam)
+            terms["seam"] = w.image * seam_pull.sum() / weight.sum()
         else:
             image_weight = w.generated_image if self.settings.geometry_weighting else 1.0
             terms["image"] = image_weight * losses.image_loss(rgb[None], f.rgb[None])
             terms["seam"] = image_weight * losses.image_loss(seam_rgb[None], f.rgb[None])
         terms["hand_mask"] = w.hand_mask * ((hands - f.hands).abs() * torch.maximum(f.hands, hands.detach().clamp(0, 1))).mean()
         a = self.avatar
-        terms["laplacian"] = (w.laplacian_offsets * losses.uniform_laplacian(a.offsets, self.neighbours, self.counts)
-                              + w.laplacian_scales * losses.uniform_laplacian(a.log_scales[:, None], self.neighbours, self.counts)
-                              + w.laplacian_colors * losses.uniform_laplacian(a.colors, self.neighbours, self.counts))
+        terms["laplacian"] = (w.laplacian_offsets * uniform_laplacian(a.offsets, self.neighbours, self.counts)
+                              + w.laplacian_scales * uniform_laplacian(a.log_scales[:, None], self.neighbours, self.counts)
+                              + w.laplacian_colors * uniform_laplacian(a.colors, self.neighbours, self.counts))
         total = sum(terms.values())
         return total, {k: float(v.detach()) for k, v in terms.items()}
 
