@@ -73,8 +73,10 @@ def fit_surface_to_photo(renderer: BodyRenderer, subject: Subject, steps: int = 
     camera, target, mask = photo_targets(subject, size)
     with torch.no_grad():
         posed = renderer.model.forward(**{k: torch.as_tensor(v)[None] for k, v in subject.smplx.items()}).vertices[0]
-    base = torch.as_tensor(color_from_photo(renderer, subject.image, subject.mask, subject.camera, subject.smplx))
-    seen = torch.as_tensor(seen_in_photo(renderer, subject.mask, subject.camera, subject.smplx)[0])[:, None]
+    visibility = seen_in_photo(renderer, subject.mask, subject.camera, subject.smplx)
+    base = torch.as_tensor(color_from_photo(renderer, subject.image, subject.mask, subject.camera, subject.smplx,
+                                            visibility=visibility))
+    seen = torch.as_tensor(visibility[0])[:, None]
     n = renderer.interp.shape[0]
     displacement = torch.zeros(n, requires_grad=True)
     color_change = torch.zeros(n, 3, requires_grad=True)

@@ -127,15 +127,17 @@ def seen_in_photo(renderer: BodyRenderer, mask: np.ndarray, camera: Camera, smpl
 
 
 def color_from_photo(renderer: BodyRenderer, image: np.ndarray, mask: np.ndarray, camera: Camera,
-                     smplx: dict[str, np.ndarray], displacement: np.ndarray | None = None) -> np.ndarray:
+                     smplx: dict[str, np.ndarray], displacement: np.ndarray | None = None,
+                     visibility: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
     """[V, 3] colours of the dense template vertices from the photo (of the surface displaced along its
     normals by ``displacement`` [V] when given).
 
-    Vertices the photo sees (:func:`seen_in_photo`) take the photo's colour; the others take the colour
-    of the seen vertex nearest to their mirror image through the body's front/back plane (the back of a
-    sleeve looks like its front), and any left after that the colour of the nearest seen vertex.
+    Vertices the photo sees (:func:`seen_in_photo`, or ``visibility`` when the caller has it already)
+    take the photo's colour; the others take the colour of the seen vertex nearest to their mirror
+    image through the body's front/back plane (the back of a sleeve looks like its front), and any
+    left after that the colour of the nearest seen vertex.
     """
-    seen, uvz = seen_in_photo(renderer, mask, camera, smplx, displacement)
+    seen, uvz = visibility or seen_in_photo(renderer, mask, camera, smplx, displacement)
     with torch.no_grad():
         rest = renderer.model.forward(betas=torch.as_tensor(smplx["betas"])[None]).vertices[0]
         dense_rest = renderer.dense_vertices(rest).numpy()
