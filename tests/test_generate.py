@@ -81,7 +81,7 @@ def test_reposer_surface_is_fitted_to_the_photo(workspace, open_body_model):
     # clothes) better than the bare fitted body, and stays a shell (no vertex flies off).
     subject = Subject.load(workspace)
     surface = PhotoSurface.load(workspace / "training_set" / SURFACE_FILE)
-    renderer = BodyRenderer(open_body_model, 1)
+    renderer = BodyRenderer(open_body_model, TrainingSet(workspace).manifest["template_level"])
     assert surface.displacement.shape == (renderer.interp.shape[0],) and surface.colors.shape == (renderer.interp.shape[0], 3)
     assert np.abs(surface.displacement).max() < 0.15
     camera, _, mask = photo_targets(subject, FIT_SIZE)
@@ -96,7 +96,7 @@ def test_reposer_surface_is_fitted_to_the_photo(workspace, open_body_model):
 
 def test_reposer_masks_and_parts_agree_with_the_posed_surface(workspace, open_body_model):
     ts = TrainingSet(workspace)
-    renderer = BodyRenderer(open_body_model, 1)
+    renderer = BodyRenderer(open_body_model, TrainingSet(workspace).manifest["template_level"])
     displacement = torch.as_tensor(PhotoSurface.load(workspace / "training_set" / SURFACE_FILE).displacement)
     for index in range(1, len(ts), 3):
         frame = ts.load(index)

@@ -49,6 +49,23 @@ def test_one_step_reduces_each_loss_on_a_fixed_frame(workspace, open_body_model)
             assert after[term] <= before[term] + 1e-6, (index, term, before[term], after[term])
 
 
+def test_frames_and_renders_share_the_training_background(workspace, open_body_model):
+    # A frame that is exactly the avatar's own render on white matches it over any plain background:
+    # both are re-composited, so at the outline only opacity can match the frame, never edge colours.
+    from dataclasses import replace
+
+    trainer = Trainer(workspace, tiny(), model=open_body_model)
+    trainer.prepare()
+    for index in (0, 2):  # the photo and a generated frame
+        with torch.no_grad():
+            out = trainer.render(index)
+            alpha = out.alpha[0, ..., 0]
+            own = out.features[0, ..., :3] + (1 - alpha[..., None])
+        trainer.frames[index] = replace(trainer.frames[index], rgb=own, mask=alpha)
+        for background in (torch.ones(3), torch.tensor([0.1, 0.7, 0.3])):
+            assert trainer.losses_for(index, background)[1]["image"] < 1e-5
+
+
 def test_pause_resume_stop_and_live_weights(workspace, open_body_model):
     events = []
     trainer = Trainer(workspace, tiny(iterations=10_000), on_event=events.append, model=open_body_model)

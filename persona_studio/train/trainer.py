@@ -6,7 +6,7 @@ callback; checkpoints are written atomically every N steps and a killed run resu
 
 Per step one frame is drawn (balanced sampling), the avatar is posed with the frame's SMPL-X (plus a
 learnt per-frame correction) and rendered once with features [colour, seam colour, normal, part colour,
-hand], and the losses are:
+hand]; render and frame are composited over a random plain colour, and the losses are:
 - photo: image loss (0.8 L1 + 0.2 D-SSIM), down-weighted inside seams (weight ``seam``), where the
   colour is pulled towards the seam colour instead (weight 1 - ``seam``; presets may set ``seam``: the
   CPU ``preview`` keeps the photo at full weight); mask; depth/normal/part losses at the photo
@@ -366,14 +366,18 @@ class Trainer:
             self._seams[index] = cached
         return cached
 
-    def losses_for(self, index: int) -> tuple[torch.Tensor, dict[str, float]]:
+    def losses_for(self, index: int, background: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+        """Loss terms of frame ``index`` with the render and the frame's person composited over a plain
+        ``background`` colour [3] (default white)."""
         w = self._step_weights
         f = self.frames[index]
         out = self.render(index)
         feat, alpha = out.features[0], out.alpha[0, ..., 0]
         safe = alpha.clamp_min(1e-4)[..., None]
-        white = 1 - alpha[..., None]
-        rgb, seam_rgb = feat[..., 0:3] + white, feat[..., 3:6] + white
+        background = torch.ones(3) if background is None else background
+        behind = (1 - alpha[..., None]) * background
+        rgb, seam_rgb = feat[..., 0:3] + behind, feat[..., 3:6] + behind
+        target = f.rgb + (1 - f.mask[..., None]) * (background - 1)  # the frame's person over it
         normal, part_rgb, hands = feat[..., 6:9] / safe, feat[..., 9:12] / safe, feat[..., 12]
         seams = self.seams(index)
         inside = (f.mask > 0.5) & (alpha > 0.5)
@@ -388,13 +392,13 @@ class Trainer:
             # Inside seams the photo keeps weight ``seam`` and the seam colour the rest, both per pixel
             # on the same footing as the image loss (normalised by the same total weight).
             weight = torch.where(seams, torch.full_like(f.mask, w.seam), torch.ones_like(f.mask))
-            terms["image"] = w.image * losses.image_loss(rgb[None], f.rgb[None], weight[None])
+            terms["image"] = w.image * losses.image_loss(rgb[None], target[None], weight[None])
             seam_pull = (rgb - seam_rgb.detach()).abs().mean(-1) * seams * (1 - w.seam)
             terms["seam"] = w.image * seam_pull.sum() / weight.sum()
         else:
             image_weight = w.generated_image if self.settings.geometry_weighting else 1.0
-            terms["image"] = image_weight * losses.image_loss(rgb[None], f.rgb[None])
-            terms["seam"] = image_weight * losses.image_loss(seam_rgb[None], f.rgb[None])
+            terms["image"] = image_weight * losses.image_loss(rgb[None], target[None])
+            terms["seam"] = image_weight * losses.image_loss(seam_rgb[None], target[None])
         terms["hand_mask"] = w.hand_mask * ((hands - f.hands).abs() * torch.maximum(f.hands, hands.detach().clamp(0, 1))).mean()
         a = self.avatar
         terms["laplacian"] = (w.laplacian_offsets * uniform_laplacian(a.offsets, self.neighbours, self.counts)
@@ -416,7 +420,10 @@ class Trainer:
         if self.step % 300 == 0:
             self._seams.clear()
         self.optimiser.zero_grad(set_to_none=True)
-        loss, terms = self.losses_for(index)
+        # A random plain background per step, the same on a resumed run: the silhouette is learnt by
+        # opacity, never by blending edge colours towards one background (a light rim on a dark viewport).
+        background = torch.rand(3, generator=torch.Generator().manual_seed(s.seed * 1_000_003 + self.step))
+        loss, terms = self.losses_for(index, background)
         loss.backward()
         self.optimiser.step()
         self.avatar.invalidate_cache()
