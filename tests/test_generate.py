@@ -17,7 +17,7 @@ from scipy.ndimage import binary_dilation
 from persona_studio.body.parts import PART_NAMES
 from persona_studio.render.mesh import mesh_silhouette
 from persona_studio.capture.pipeline import fit_photo
-from persona_studio.render.body import BodyRenderer
+from persona_studio.render.body import BodyRenderer, color_from_photo
 from persona_studio.generate.skeleton_video import openpose_points
 from persona_studio.capture.subject import Subject
 from persona_studio.generate.reposer import FIT_SIZE, PhotoSurface, photo_targets
@@ -92,6 +92,26 @@ def test_reposer_surface_is_fitted_to_the_photo(workspace, open_body_model):
     dressed = renderer.render(posed, colors, camera, displacement=torch.as_tensor(surface.displacement)).mask > 0.5
     photo = mask.numpy() > 0.5
     assert _iou(dressed, photo) > max(_iou(bare, photo) + 0.02, 0.85), (_iou(dressed, photo), _iou(bare, photo))
+
+
+def test_the_back_of_the_head_is_not_a_mirrored_face(workspace, open_body_model):
+    # A photo of the fitted body whose face (the front of the head) is red and all else green: the
+    # unseen back of the head takes the nearest seen colours (green), not the mirrored face.
+    subject = Subject.load(workspace)
+    renderer = BodyRenderer(open_body_model, 1)
+    with torch.no_grad():
+        rest = renderer.dense_vertices(open_body_model.forward(betas=torch.as_tensor(subject.smplx["betas"])[None]).vertices[0]).numpy()
+        posed = open_body_model.forward(**{k: torch.as_tensor(v)[None] for k, v in subject.smplx.items()}).vertices[0]
+    head = (renderer.parts == PART_NAMES.index("face_neck")) & (rest[:, 1] > rest[:, 1].max() - 0.2)
+    centre_z = rest[head, 2].mean()
+    face = head & (rest[:, 2] > centre_z + 0.02)
+    paint = torch.tensor([0.0, 0.8, 0.0]).repeat(len(rest), 1)
+    paint[torch.as_tensor(face)] = torch.tensor([0.9, 0.0, 0.0])
+    photo = renderer.render(posed, paint, subject.camera)
+    colors = color_from_photo(renderer, (photo.rgb * 255).astype(np.uint8), photo.mask, subject.camera, subject.smplx)
+    back = head & (rest[:, 2] < centre_z - 0.04)
+    assert colors[face, 0].mean() > 0.6  # the face is seen, and red
+    assert colors[back, 0].mean() < 0.2, colors[back].mean(0)  # the back of the head is not
 
 
 def test_reposer_masks_and_parts_agree_with_the_posed_surface(workspace, open_body_model):

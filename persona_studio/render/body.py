@@ -14,7 +14,7 @@ import torch
 from scipy.spatial import cKDTree
 
 from persona_studio.body.model import BodyModel
-from persona_studio.body.parts import PART_COLORS, vertex_parts
+from persona_studio.body.parts import PART_COLORS, PART_INDEX, vertex_parts
 from persona_studio.body.subdivide import longest_incident_edge, subdivide
 from persona_studio.render.camera import Camera
 from persona_studio.render.rasterize import RasterOutput, rasterize
@@ -134,8 +134,9 @@ def color_from_photo(renderer: BodyRenderer, image: np.ndarray, mask: np.ndarray
 
     Vertices the photo sees (:func:`seen_in_photo`, or ``visibility`` when the caller has it already)
     take the photo's colour; the others take the colour of the seen vertex nearest to their mirror
-    image through the body's front/back plane (the back of a sleeve looks like its front), and any
-    left after that the colour of the nearest seen vertex.
+    image through their body part's front/back plane (the back of a sleeve looks like its front),
+    except on the head and neck, where they take the colour of the nearest seen vertex (the back of a
+    head is hair or skin, not a second face).
     """
     seen, uvz = visibility or seen_in_photo(renderer, mask, camera, smplx, displacement)
     with torch.no_grad():
@@ -153,6 +154,9 @@ def color_from_photo(renderer: BodyRenderer, image: np.ndarray, mask: np.ndarray
         centre_z[members] = dense_rest[members, 2].mean()
     mirrored = dense_rest.copy()
     mirrored[:, 2] = 2 * centre_z - dense_rest[:, 2]
+    # A head has one face: its back takes the nearest seen colour (hair, ears), never a mirrored face.
+    head = renderer.parts == PART_INDEX["face_neck"]
+    mirrored[head] = dense_rest[head]
     tree = cKDTree(dense_rest[seen])
     _, nearest = tree.query(mirrored[unseen])
     colors[unseen] = colors[seen][nearest]
