@@ -395,3 +395,13 @@ def test_gsplat_and_torch_backends_agree(antialiased):
     assert diff(depth_t[alpha_t > 0.5], depth_g[alpha_t > 0.5]) < 1e-2, report
     cosine = torch.nn.functional.cosine_similarity(grad_t.flatten(), grad_g.flatten(), dim=0)
     assert cosine > 0.99, f"means gradients differ (cosine {float(cosine):.4f}); {report}"
+
+
+def test_camera_with_longer_side_keeps_the_view():
+    camera = Camera.look_at(np.array([0.0, 1.0, 3.0]), np.array([0.0, 1.0, 0.0]), fov_y_deg=40.0, width=614, height=922)
+    small = camera.with_longer_side(256)
+    assert (small.width, small.height) == (170, 256)
+    point = np.array([0.2, 1.3, 0.1])
+    u, v, _ = camera.project(point)
+    su, sv, _ = small.project(point)
+    assert su == pytest.approx(u * 170 / 614) and sv == pytest.approx(v * 256 / 922)

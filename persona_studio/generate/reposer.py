@@ -56,14 +56,13 @@ class PhotoSurface:
 
 def photo_targets(subject: Subject, size: int) -> tuple[Camera, torch.Tensor, torch.Tensor]:
     """The photo at ``size`` (longer side): camera, [H, W, 3] person on white, [H, W] mask."""
-    h, w = subject.mask.shape
-    scale = size / max(h, w)
-    dims = (max(1, round(w * scale)), max(1, round(h * scale)))
+    camera = subject.camera.with_longer_side(size)
+    dims = (camera.width, camera.height)
     image = np.asarray(Image.fromarray(subject.image).resize(dims, Image.BILINEAR), np.float32) / 255.0
     mask = np.asarray(Image.fromarray(subject.mask.astype(np.float32), mode="F").resize(dims, Image.BILINEAR))
     mask = np.clip(mask, 0, 1)
     on_white = image * mask[..., None] + (1 - mask[..., None])
-    return subject.camera.resized(*dims), torch.as_tensor(on_white), torch.as_tensor(mask)
+    return camera, torch.as_tensor(on_white), torch.as_tensor(mask)
 
 
 def fit_surface_to_photo(renderer: BodyRenderer, subject: Subject, steps: int = FIT_STEPS, size: int = FIT_SIZE,

@@ -56,6 +56,11 @@ class Camera:
         sx, sy = width / self.width, height / self.height
         return Camera(self.R, self.t, self.fx * sx, self.fy * sy, self.cx * sx, self.cy * sy, width, height)
 
+    def with_longer_side(self, size: int) -> "Camera":
+        """The same view with the image scaled so that its longer side is ``size`` pixels."""
+        scale = size / max(self.width, self.height)
+        return self.resized(max(1, round(self.width * scale)), max(1, round(self.height * scale)))
+
     def project(self, points: np.ndarray) -> np.ndarray:
         """[..., 3] world points -> [..., 3] (u, v, depth)."""
         cam = points @ self.R.T + self.t

@@ -133,10 +133,8 @@ def load_frames(ts: TrainingSet, model: BodyModel, resolution: int) -> list[Fram
     out = []
     for index in range(len(ts)):
         f = ts.load(index)
-        h, w = f.mask.shape
-        scale = resolution / max(h, w)
-        size = (max(1, round(w * scale)), max(1, round(h * scale)))
-        camera = f.camera.resized(*size)
+        camera = f.camera.with_longer_side(resolution)
+        size = (camera.width, camera.height)
         mask = _resize(f.mask, size)
         rgb = _resize(f.rgb, size)
         rgb = rgb * mask[..., None] + (1 - mask[..., None])  # on white, like the renders
