@@ -83,7 +83,7 @@ def test_canonical_ply_is_standard_3dgs_with_the_activations_undone(avatar, tmp_
     n = avatar.num_gaussians
     assert g["x"].shape == (n,)
     np.testing.assert_allclose(xyz(g), avatar.canonical().detach().numpy(), atol=1e-6)
-    scales = avatar.log_scales.exp().detach().numpy()
+    scales = avatar.scales.detach().numpy()  # what the avatar renders (its learnt sizes, capped)
     for i in range(3):  # isotropic: the same log scale on each axis
         np.testing.assert_allclose(np.exp(g[f"scale_{i}"]), scales, rtol=1e-5)
     rgb = np.stack([g[f"f_dc_{i}"] for i in range(3)], axis=1) * C0 + 0.5

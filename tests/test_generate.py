@@ -17,12 +17,13 @@ from scipy.ndimage import binary_dilation
 from persona_studio.body.parts import PART_NAMES
 from persona_studio.render.mesh import mesh_silhouette
 from persona_studio.capture.pipeline import fit_photo
-from persona_studio.render.body import BodyRenderer, color_from_photo
+from persona_studio.render.body import BodyRenderer
+from persona_studio.render.texture import color_from_photo
 from persona_studio.generate.skeleton_video import openpose_points
 from persona_studio.capture.subject import Subject
-from persona_studio.generate.reposer import FIT_SIZE, PhotoSurface, photo_targets
-from persona_studio.generate.stage import SURFACE_FILE, GenerateError, GenerateOptions, generate_training_set
-from persona_studio.generate.training_set import TrainingSet
+from persona_studio.generate.reposer import FIT_SIZE, photo_targets
+from persona_studio.generate.stage import GenerateError, GenerateOptions, generate_training_set
+from persona_studio.generate.training_set import SURFACE_FILE, PhotoSurface, TrainingSet
 
 from conftest import shared_path
 
@@ -95,8 +96,8 @@ def test_reposer_surface_is_fitted_to_the_photo(workspace, open_body_model):
 
 
 def test_the_back_of_the_head_is_not_a_mirrored_face(workspace, open_body_model):
-    # A photo of the fitted body whose face (the front of the head) is red and all else green: the
-    # unseen back of the head takes the nearest seen colours (green), not the mirrored face.
+    # A photo of the fitted body whose face (the front of the head, below the hairline) is red and all
+    # else green: the unseen back of the head takes the hair's colour (green), not the mirrored face.
     subject = Subject.load(workspace)
     renderer = BodyRenderer(open_body_model, 1)
     with torch.no_grad():
@@ -104,7 +105,8 @@ def test_the_back_of_the_head_is_not_a_mirrored_face(workspace, open_body_model)
         posed = open_body_model.forward(**{k: torch.as_tensor(v)[None] for k, v in subject.smplx.items()}).vertices[0]
     head = (renderer.parts == PART_NAMES.index("face_neck")) & (rest[:, 1] > rest[:, 1].max() - 0.2)
     centre_z = rest[head, 2].mean()
-    face = head & (rest[:, 2] > centre_z + 0.02)
+    eyes_y = open_body_model.forward(betas=torch.as_tensor(subject.smplx["betas"])[None]).joints[0, 23, 1].item()
+    face = head & (rest[:, 2] > centre_z + 0.02) & (rest[:, 1] < eyes_y + 0.05)
     paint = torch.tensor([0.0, 0.8, 0.0]).repeat(len(rest), 1)
     paint[torch.as_tensor(face)] = torch.tensor([0.9, 0.0, 0.0])
     photo = renderer.render(posed, paint, subject.camera)

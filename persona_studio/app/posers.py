@@ -134,5 +134,5 @@ class AvatarPoser:
     def arrays(self) -> dict[str, np.ndarray]:
         a = self.avatar
         with torch.no_grad():
-            return {"scales": a.log_scales.exp().numpy(), "colors": a.colors.clamp(0, 1).numpy(),
+            return {"scales": a.scales.numpy(), "colors": a.colors.clamp(0, 1).numpy(),
                     "opacities": np.ones(a.num_gaussians, np.float32), "part_colors": self.part_colors}

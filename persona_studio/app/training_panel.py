@@ -19,9 +19,9 @@ import numpy as np
 from persona_studio.app.jobs import as_background, format_eta, user_message
 
 WRAP = 410
-LOSS_TERMS = ("total", "image", "mask", "depth", "normal", "parts", "seam", "hand_mask", "laplacian")
+LOSS_TERMS = ("total", "image", "mask", "depth", "normal", "parts", "seam", "hand_mask", "laplacian", "colour_prior")
 WEIGHT_SLIDERS = (("image", "image loss", 3.0), ("mask", "mask", 5.0), ("depth", "depth", 5.0),
-                  ("normal", "normals", 5.0), ("parts", "parts", 5.0))
+                  ("normal", "normals", 5.0), ("parts", "parts", 5.0), ("colour_prior", "colour prior", 10.0))
 OVERRIDES = (("iterations", "iterations", 1), ("resolution", "resolution (px)", 16),
              ("template_level", "template level", 0), ("mlp_width", "MLP width", 8),
              ("triplane_resolution", "triplane resolution", 4))

@@ -413,7 +413,8 @@ class App:
 
                 avatar, _ = load_avatar(folder / "avatar" / "bundle")
                 return AvatarPoser(avatar)
-            from persona_studio.render.body import BodyRenderer, color_from_photo
+            from persona_studio.render.body import BodyRenderer
+            from persona_studio.render.texture import color_from_photo
 
             renderer = BodyRenderer(model, BODY_LEVEL)
             colors = color_from_photo(renderer, subject.image, subject.mask, subject.camera, subject.smplx)

@@ -23,6 +23,7 @@ from persona_studio.body.parts import PART_INDEX
 from persona_studio.body.skeleton import JOINT_NAMES, PARENTS, body_pose_mask
 from persona_studio.body.subdivide import longest_incident_edge
 
+MAX_SCALE_GROWTH = 2.0  # a Gaussian's std stays within this factor of its initial one (half its longest edge)
 NO_DEFORM_JOINTS = tuple(i for i, n in enumerate(JOINT_NAMES)
                          if n in ("head", "jaw", "left_eye", "right_eye") or "wrist" in n
                          or any(f in n for f in ("index", "middle", "ring", "pinky", "thumb")))
@@ -86,7 +87,12 @@ class Avatar(nn.Module):
         self.register_buffer("deformable_index", self.deformable.nonzero()[:, 0], persistent=False)
 
         self.offsets = nn.Parameter(torch.zeros(n, 3))
-        self.log_scales = nn.Parameter(torch.log(0.5 * longest_incident_edge(self.template, self.faces)))
+        spacing = 0.5 * longest_incident_edge(self.template, self.faces)
+        self.log_scales = nn.Parameter(torch.log(spacing))
+        # A Gaussian may at most double its size: opacity is fixed at 1, so an oversized one could never
+        # fade and shows as a blob from the views that do not train it; nor shrink below half (holes).
+        self.register_buffer("max_scales", MAX_SCALE_GROWTH * spacing, persistent=False)
+        self.register_buffer("min_scales", spacing / MAX_SCALE_GROWTH, persistent=False)
         self.colors = nn.Parameter(f32(colors).clamp(0, 1).clone())
         self.seam_colors = nn.Parameter(f32(colors).clamp(0, 1).clone())
         centre = ((self.template.min(0).values + self.template.max(0).values) / 2).tolist()
@@ -119,6 +125,12 @@ class Avatar(nn.Module):
     @property
     def num_gaussians(self) -> int:
         return self.template.shape[0]
+
+    @property
+    def scales(self) -> torch.Tensor:
+        """[N] isotropic standard deviations, metres (the learnt ones, kept within MAX_SCALE_GROWTH times
+        the initial either way)."""
+        return torch.clamp(self.log_scales.exp(), self.min_scales, self.max_scales)
 
     @property
     def hand_mask(self) -> torch.Tensor:
@@ -192,7 +204,7 @@ class Avatar(nn.Module):
         transl = params.get("transl")
         if transl is not None:
             means = means + transl.reshape(batch, 1, 3)
-        return PosedGaussians(means=means, scales=self.log_scales.exp(), colors=self.colors.clamp(0, 1),
+        return PosedGaussians(means=means, scales=self.scales, colors=self.colors.clamp(0, 1),
                               opacities=torch.ones(self.num_gaussians), transforms=per_gaussian[..., :3, :3])
 
     def settings_dict(self) -> dict:

@@ -2,8 +2,9 @@
 
 The file holds the same keys as the official ``SMPLX_NEUTRAL.npz`` and loads through ``smplx.SMPLX``:
 
-- ``v_template``: anny's mean adult body, T-posed (arms along +-X, palms down, fingers straight),
-  Y up, facing +Z, metres, pelvis at :data:`skeleton.PELVIS_REST`;
+- ``v_template``: anny's mean adult body in SMPL-X's rest pose (each limb, hand and finger pointing
+  the way SMPL-X's own rest skeleton's does: :func:`rest_pose_rotations`), Y up, facing +Z, metres,
+  pelvis at :data:`skeleton.PELVIS_REST`;
 - ``weights``: anny's skinning weights summed onto the 55 SMPL-X joints (see ``anny_rig.py``);
 - ``J_regressor``: non-negative vertex weights (sum 1 per joint) fitted so that the joints follow the
   body shape, across the sampled shapes;
@@ -36,11 +37,12 @@ from smplx.vertex_ids import vertex_ids as SMPLX_VERTEX_IDS
 
 from persona_studio.body import anny_rig
 from persona_studio.body.skeleton import JOINT_INDEX, NUM_JOINTS, PARENTS, PELVIS_REST, kintree_table
+from persona_studio.body.smplx_rest import SMPLX_REST_JOINTS
 from persona_studio.fileio import atomic_path
 
 log = logging.getLogger(__name__)
 
-BUILDER_VERSION = 2
+BUILDER_VERSION = 3
 NUM_SHAPE_SAMPLES = 800
 SHAPE_COLUMNS, EXPRESSION_COLUMNS = 300, 100  # smplx reads 300 shape then 100 expression columns
 NUM_BETAS_KEPT = 16
@@ -175,34 +177,48 @@ class _Poser:
         self.rotate_world(joint, rotation_between(current, _unit(direction)))
 
 
-def t_pose_rotations(rest_joints: torch.Tensor) -> torch.Tensor:
-    """[B, 55, 3] A-pose joints -> [B, 55, 3, 3] local rotations to SMPL-X's T-pose.
+# Bones whose rest direction the open model takes from SMPL-X's (joint, descendant): the limbs, the
+# hands and fingers, and the spine's chord. The remaining offsets (pelvis to hips, the spine's inner
+# joints, collars, neck to head, face) are where each model places a pivot inside its own mesh; they
+# do not turn with a joint's rotation relative to its limb, and bending the mesh to copy them would
+# shrug the shoulders, tilt the face and lean the torso.
+BAKED_BONES: tuple[tuple[str, str], ...] = (
+    ("spine1", "neck"),
+    *((f"{s}_{a}", f"{s}_{b}") for s in ("left", "right") for a, b in (
+        ("shoulder", "elbow"), ("elbow", "wrist"), ("wrist", "middle1"),
+        ("index1", "index2"), ("index2", "index3"), ("middle1", "middle2"), ("middle2", "middle3"),
+        ("ring1", "ring2"), ("ring2", "ring3"), ("pinky1", "pinky2"), ("pinky2", "pinky3"),
+        ("thumb1", "thumb2"), ("thumb2", "thumb3"),
+        ("hip", "knee"), ("knee", "ankle"), ("ankle", "foot"))),
+)
 
-    Arms along +-X, the back of each hand facing up (palms down), the four fingers straight along their
-    metacarpals in the palm plane; legs, spine, head and thumbs keep anny's rest.
+
+def palm_normal(joints: torch.Tensor, side: str) -> torch.Tensor:
+    """[B, 55, 3] joints -> [B, 3] unit normal of a hand's palm plane (wrist, index1, pinky1)."""
+    j = JOINT_INDEX
+    wrist = joints[:, j[f"{side}_wrist"]]
+    return _unit(torch.cross(joints[:, j[f"{side}_index1"]] - wrist, joints[:, j[f"{side}_pinky1"]] - wrist, dim=-1))
+
+
+def rest_pose_rotations(rest_joints: torch.Tensor, reference: np.ndarray = SMPLX_REST_JOINTS) -> torch.Tensor:
+    """[B, 55, 3] A-pose joints -> [B, 55, 3, 3] local rotations that give SMPL-X's rest pose.
+
+    Each bone of :data:`BAKED_BONES` is turned, parents first, to point along the same bone of the
+    ``reference`` skeleton [55, 3] (SMPL-X's T-pose); each hand is then rolled about its axis so its
+    palm faces the reference palm's way. Directions only: the bones keep anny's lengths.
     """
     poser = _Poser(rest_joints)
+    ref = torch.as_tensor(reference, dtype=rest_joints.dtype)[None]
     j = JOINT_INDEX
-    batch = rest_joints.shape[0]
-    for side, sign in (("left", 1.0), ("right", -1.0)):
-        along = torch.tensor([sign, 0.0, 0.0], dtype=rest_joints.dtype).expand(batch, 3)
-        poser.aim(j[f"{side}_shoulder"], j[f"{side}_elbow"], along)
-        poser.aim(j[f"{side}_elbow"], j[f"{side}_wrist"], along)
-        wrist = j[f"{side}_wrist"]
-        poser.aim(wrist, j[f"{side}_middle1"], along)
-        # Roll the hand about the arm so the back of the hand (index x pinky side) faces +Y.
-        back = torch.cross(poser.posed[:, j[f"{side}_index1"]] - poser.posed[:, wrist],
-                           poser.posed[:, j[f"{side}_pinky1"]] - poser.posed[:, wrist], dim=-1)
-        back = _unit(back - (back * along).sum(-1, keepdim=True) * along)
-        up = torch.tensor([0.0, sign, 0.0], dtype=rest_joints.dtype).expand(batch, 3)
-        angle = torch.atan2((torch.cross(back, up, dim=-1) * along).sum(-1), (back * up).sum(-1))
-        poser.rotate_world(wrist, axis_angle_matrix(along, angle))
-        palm_normal = up
-        for finger in ("index", "middle", "ring", "pinky"):
-            base = poser.posed[:, j[f"{side}_{finger}1"]] - poser.posed[:, wrist]
-            direction = base - (base * palm_normal).sum(-1, keepdim=True) * palm_normal
-            poser.aim(j[f"{side}_{finger}1"], j[f"{side}_{finger}2"], direction)
-            poser.aim(j[f"{side}_{finger}2"], j[f"{side}_{finger}3"], direction)
+    for joint, child in BAKED_BONES:
+        poser.aim(j[joint], j[child], (ref[:, j[child]] - ref[:, j[joint]]).expand(rest_joints.shape[0], 3))
+        if joint.endswith("_wrist"):
+            side = joint.split("_")[0]
+            axis = _unit(poser.posed[:, j[child]] - poser.posed[:, j[joint]])
+            flat = lambda n: _unit(n - (n * axis).sum(-1, keepdim=True) * axis)  # noqa: E731
+            ours, target = flat(palm_normal(poser.posed, side)), flat(palm_normal(ref, side))
+            angle = torch.atan2((torch.cross(ours, target, dim=-1) * axis).sum(-1), (ours * target).sum(-1))
+            poser.rotate_world(j[joint], axis_angle_matrix(axis, angle))
     return poser.rot
 
 
@@ -462,7 +478,7 @@ def build_open_model(path: Path, num_shapes: int = NUM_SHAPE_SAMPLES) -> dict:
     t_sampled = time.time() - t0
     dt = torch.float64
     weights_t = torch.tensor(s.weights, dtype=dt)
-    rot = t_pose_rotations(torch.tensor(s.joints, dtype=dt))
+    rot = rest_pose_rotations(torch.tensor(s.joints, dtype=dt))
     tposed, tjoints = [], []
     for start in range(0, num_shapes, 50):
         sl = slice(start, start + 50)

@@ -47,7 +47,7 @@ def canonical_gaussians(avatar: Avatar) -> PosedGaussians:
     """The avatar in canonical space (template + learnt offsets) as one frame, B = 1."""
     with torch.no_grad():
         means = avatar.canonical()[None]
-        return PosedGaussians(means=means, scales=avatar.log_scales.exp(), colors=avatar.colors.clamp(0, 1),
+        return PosedGaussians(means=means, scales=avatar.scales, colors=avatar.colors.clamp(0, 1),
                               opacities=torch.ones(avatar.num_gaussians),
                               transforms=torch.eye(3).expand(1, avatar.num_gaussians, 3, 3))
 

@@ -18,8 +18,6 @@ It exists so the whole pipeline runs anywhere, with no weights and no GPU. The r
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -28,30 +26,13 @@ from PIL import Image
 
 from persona_studio.body.subdivide import mesh_neighbours, uniform_laplacian
 from persona_studio.capture.subject import Subject
-from persona_studio.fileio import atomic_path
-from persona_studio.render.body import BodyRenderer, color_from_photo, seen_in_photo
+from persona_studio.generate.training_set import PhotoSurface
+from persona_studio.render.body import BodyRenderer
 from persona_studio.render.camera import Camera
+from persona_studio.render.texture import color_from_photo, extend_displacement, infer_colors, photo_visibility
 
 FIT_SIZE = 256  # longer side of the photo while fitting the surface
 FIT_STEPS = 100
-
-
-@dataclass
-class PhotoSurface:
-    """The re-poser's subject: per dense vertex a displacement along the posed normal and a colour."""
-
-    displacement: np.ndarray  # [V] metres (+ outwards)
-    colors: np.ndarray  # [V, 3] in [0, 1]
-
-    def save(self, path: Path) -> None:
-        with atomic_path(path) as tmp:
-            with open(tmp, "wb") as handle:
-                np.savez(handle, displacement=self.displacement, colors=self.colors)
-
-    @classmethod
-    def load(cls, path: Path) -> "PhotoSurface":
-        with np.load(path) as data:
-            return cls(data["displacement"], data["colors"])
 
 
 def photo_targets(subject: Subject, size: int) -> tuple[Camera, torch.Tensor, torch.Tensor]:
@@ -69,20 +50,23 @@ def fit_surface_to_photo(renderer: BodyRenderer, subject: Subject, steps: int = 
                          progress: Callable[[float, str], None] | None = None,
                          cancelled: Callable[[], bool] | None = None) -> PhotoSurface:
     """Displacements along the normals (smooth: a Laplacian keeps neighbours together) and colours of
-    the vertices the photo sees, fitted so that the posed body's render matches the photo (L1 on the
-    image on white and on the mask).
+    the vertices the photo sees squarely, fitted so that the posed body's render matches the photo (L1
+    on the image on white and on the mask); then the volume and the colours are carried round the side
+    the photo does not see (``render.texture``).
 
-    Colours the photo does not see keep their mirrored values: through the last bit of transmittance
-    they get gradients thousands of times smaller than seen ones, which Adam would blow up into
-    full-size noisy steps (a speckled back).
+    Only squarely seen colours are refined: at grazing angles the photo blends into its background (a
+    colour refined there becomes a light streak), and colours the photo does not see get gradients
+    thousands of times smaller than seen ones through the last bit of transmittance, which Adam would
+    blow up into full-size noisy steps (a speckled back).
     """
     camera, target, mask = photo_targets(subject, size)
     with torch.no_grad():
         posed = renderer.model.forward(**{k: torch.as_tensor(v)[None] for k, v in subject.smplx.items()}).vertices[0]
-    visibility = seen_in_photo(renderer, subject.mask, subject.camera, subject.smplx)
+    visibility = photo_visibility(renderer, subject.mask, subject.camera, subject.smplx)
     base = torch.as_tensor(color_from_photo(renderer, subject.image, subject.mask, subject.camera, subject.smplx,
                                             visibility=visibility))
-    seen = torch.as_tensor(visibility[0])[:, None]
+    trusted = visibility.reliable
+    refined = torch.as_tensor(trusted)[:, None]
     n = renderer.interp.shape[0]
     displacement = torch.zeros(n, requires_grad=True)
     color_change = torch.zeros(n, 3, requires_grad=True)
@@ -91,7 +75,7 @@ def fit_surface_to_photo(renderer: BodyRenderer, subject: Subject, steps: int = 
     for step in range(steps):
         if cancelled is not None and cancelled():
             raise InterruptedError("generation cancelled")
-        colors = (base + color_change * seen).clamp(0, 1)
+        colors = (base + color_change * refined).clamp(0, 1)
         out = renderer.splat(posed, colors, camera, displacement)
         alpha = out.alpha[0, ..., 0]
         image = out.features[0, ..., :3] + (1 - alpha[..., None])
@@ -102,8 +86,10 @@ def fit_surface_to_photo(renderer: BodyRenderer, subject: Subject, steps: int = 
         optimiser.step()
         if progress is not None:
             progress((step + 1) / steps, f"re-poser: fitting the surface to the photo {step + 1}/{steps}")
-    colors = (base + color_change * seen).clamp(0, 1)
-    return PhotoSurface(displacement.detach().numpy(), colors.detach().numpy())
+    refined_colors = (base + color_change * refined).clamp(0, 1).detach().numpy()
+    colors = infer_colors(renderer, visibility, refined_colors, subject.smplx["betas"], trusted)
+    shift = extend_displacement(renderer, displacement.detach().numpy(), visibility)
+    return PhotoSurface(shift.astype(np.float32), colors)
 
 
 def render_sequence(renderer: BodyRenderer, surface: PhotoSurface, vertices: np.ndarray, camera: Camera,

@@ -30,15 +30,15 @@ from persona_studio.body.motion import Motion, preset_motion_paths, read_motion
 from persona_studio.capture.subject import Subject
 from persona_studio.fileio import atomic_folder
 from persona_studio.generate.drive import DEFAULT_SIZE, DrivingSequence, driving_sequence, posed_joints
-from persona_studio.generate.reposer import PhotoSurface, fit_surface_to_photo, render_sequence
+from persona_studio.generate.reposer import fit_surface_to_photo, render_sequence
 from persona_studio.render.body import BodyRender, BodyRenderer
 from persona_studio.generate.skeleton_video import draw_skeleton, openpose_points
-from persona_studio.generate.training_set import FORMAT_VERSION, TRAINING_DIR, frame_name, smplx_to_json, write_frame
+from persona_studio.generate.training_set import (FORMAT_VERSION, SURFACE_FILE, TRAINING_DIR, PhotoSurface, frame_name,
+                                                  smplx_to_json, write_frame)
 from persona_studio.settings import Settings
 
 Progress = Callable[[float, str], None]
 GENERATORS = ("reposer", "mimicmotion", "import")
-SURFACE_FILE = "reposer_surface.npz"
 DEFAULT_FRAMES = {"reposer": 120, "mimicmotion": 1000, "import": None}
 KIT_README = """# PERSONA Studio generation kit
 

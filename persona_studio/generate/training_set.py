@@ -10,6 +10,8 @@ Layout::
       masks/ depth/ normals/ parts/   per-frame targets (PNG: 8-bit mask, 16-bit depth in mm,
                                8-bit normals as (n + 1) / 2, 8-bit part index)
       smplx/000001.json ...    per-frame SMPL-X (PERSONA JSON keys)
+      reposer_surface.npz      the body's surface fitted to the photo (displacement + colours per
+                               vertex of the re-poser's template level): the avatar starts from it
       kit/                     the generation kit (skeleton.mp4, skeleton/, reference.png, smplx/,
                                camera.json, README.md): what MimicMotion takes, to run elsewhere
 """
@@ -23,10 +25,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from persona_studio.fileio import atomic_path
 from persona_studio.render.camera import Camera
 
 FORMAT_VERSION = 1
 TRAINING_DIR = "training_set"
+SURFACE_FILE = "reposer_surface.npz"
 
 
 def frame_name(index: int, ext: str) -> str:
@@ -85,6 +89,24 @@ def write_frame(folder: Path, index: int, rgb: np.ndarray, mask: np.ndarray, dep
 
 
 @dataclass
+class PhotoSurface:
+    """The subject's clothed surface: per dense vertex a displacement along the posed normal and a colour."""
+
+    displacement: np.ndarray  # [V] metres (+ outwards)
+    colors: np.ndarray  # [V, 3] in [0, 1]
+
+    def save(self, path: Path) -> None:
+        with atomic_path(path) as tmp:
+            with open(tmp, "wb") as handle:
+                np.savez(handle, displacement=self.displacement, colors=self.colors)
+
+    @classmethod
+    def load(cls, path: Path) -> "PhotoSurface":
+        with np.load(path) as data:
+            return cls(data["displacement"], data["colors"])
+
+
+@dataclass
 class Frame:
     """One training frame loaded from disk."""
 
@@ -114,6 +136,11 @@ class TrainingSet:
 
     def __len__(self) -> int:
         return 1 + self.num_generated
+
+    def photo_surface(self) -> PhotoSurface | None:
+        """The surface fitted to the photo at ``manifest["template_level"]``, when the set has one."""
+        path = self.folder / SURFACE_FILE
+        return PhotoSurface.load(path) if path.is_file() else None
 
     def load(self, index: int) -> Frame:
         """Frame ``index``: 0 is the photo, 1.. the generated frames."""

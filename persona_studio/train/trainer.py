@@ -15,7 +15,11 @@ hand]; render and frame are composited over a random plain colour, and the losse
   parts at weight 1; the image loss reaches the deformation (means, MLP, triplane) at the generated
   image weight (0.1: geometry-weighted optimisation) while colours get it in full;
 - hand mask (rendered hand Gaussians vs the body mesh's hands); Laplacian regularisers on offsets,
-  scales and colours.
+  scales and colours; a prior pulling colours towards the starting ones.
+Image losses count only inside each frame's person (a pixel in from its edge): outside it the mask
+loss teaches "no avatar here", and a colour loss there would paint Gaussians in the random background.
+The avatar starts from the re-poser's surface (its colours and its clothed volume as offsets) when
+the training set has one at least as fine as the avatar.
 """
 
 from __future__ import annotations
@@ -38,16 +42,18 @@ from persona_studio.body.parts import PART_COLORS, PART_INDEX, vertex_parts
 from persona_studio.body.subdivide import mesh_neighbours, uniform_laplacian
 from persona_studio.capture.subject import Subject
 from persona_studio.generate.training_set import TrainingSet
-from persona_studio.render.body import BodyRenderer, color_from_photo, vertex_normals
+from persona_studio.render.body import BodyRenderer, vertex_normals
 from persona_studio.render.camera import Camera
 from persona_studio.render.mesh import mesh_silhouette
 from persona_studio.render.rasterize import rasterize
+from persona_studio.render.texture import color_from_photo
 from persona_studio.train import losses
 from persona_studio.train.sampler import BalancedSampler
 from persona_studio.train.seams import seam_mask
 
 PRESETS_DIR = Path(__file__).resolve().parents[2] / "presets" / "training"
 AVATAR_DIR = "avatar"
+COLOUR_ADAM_EPS = 1e-5  # about a well-seen Gaussian's colour gradient at the preview's size
 POSE_KEYS = ("global_orient", "body_pose", "jaw_pose", "left_hand_pose", "right_hand_pose", "transl")
 
 
@@ -67,6 +73,7 @@ class LossWeights:
     laplacian_offsets: float = 1e4
     laplacian_scales: float = 0.1
     laplacian_colors: float = 0.1
+    colour_prior: float = 4.0  # pull towards the starting colours (what the photo shows, the re-poser inferred)
 
 
 @dataclass
@@ -267,18 +274,32 @@ class Trainer:
                                                           "another training set: starting afresh"})
             else:
                 self.avatar, self.step = avatar, int(saved["step"])
+                self.prior_colors = extra.get("prior_colors", avatar.colors.detach()).clone()
                 self._build_optimiser()
                 self._restore(extra, saved)
                 self.on_event({"type": "resumed", "step": self.step})
                 return
         config = AvatarConfig(level=s.template_level, mlp_width=s.mlp_width, triplane_resolution=s.triplane_resolution,
                               pose_deformation=s.pose_deformation)
-        renderer = BodyRenderer(self.model, s.template_level)
         sub = self.subject
-        colors = lambda interp, v: color_from_photo(renderer, sub.image, sub.mask, sub.camera, sub.smplx)  # noqa: E731
+        surface = ts.photo_surface()
+        if surface is not None and ts.manifest.get("template_level", -1) < s.template_level:
+            surface = None  # a coarser surface than the avatar: colour it from the photo instead
+        if surface is None:
+            renderer = BodyRenderer(self.model, s.template_level)
+            colors = lambda interp, v: color_from_photo(renderer, sub.image, sub.mask, sub.camera, sub.smplx)  # noqa: E731
+        else:  # finer levels keep the coarser levels' vertices first (midpoint subdivision)
+            colors = lambda interp, v: surface.colors[: interp.shape[0]]  # noqa: E731
         identity = {"body_model": sub.body_model, "photo": sub.photo_name}
         self.avatar = Avatar.from_body_model(self.model, sub.smplx["betas"], colors, config, identity)
+        if surface is not None:
+            # The clothed volume the re-poser fitted to the photo, as canonical offsets along the normals.
+            a = self.avatar
+            with torch.no_grad():
+                shift = torch.as_tensor(surface.displacement[: a.num_gaussians], dtype=torch.float32)
+                a.offsets.copy_(shift[:, None] * vertex_normals(a.template, a.faces))
         self.step = 0
+        self.prior_colors = self.avatar.colors.detach().clone()
         self._build_optimiser()
 
     def _build_optimiser(self) -> None:
@@ -290,7 +311,13 @@ class Trainer:
         self.neighbours, self.counts = mesh_neighbours(a.faces, a.num_gaussians)
         groups = [
             {"params": [a.offsets], "lr": 1e-3}, {"params": list(a.triplane.parameters()) + list(a.mlp.parameters()), "lr": 1e-3},
-            {"params": [a.log_scales, a.colors, a.seam_colors], "lr": 1e-2},
+            {"params": [a.log_scales], "lr": 1e-2},
+            # Adam's steps do not shrink with the gradient while it is far above eps: a Gaussian the frames
+            # barely show (a back Gaussian behind the photo's front surface gets a thousandth of a seen
+            # one's gradient through the last transmittance) would take full steps on noise, a random walk
+            # per channel (chroma speckle, saturated blobs on the unseen side). eps at a well-seen colour's
+            # gradient keeps such steps in proportion to the evidence.
+            {"params": [a.colors, a.seam_colors], "lr": 1e-2, "eps": COLOUR_ADAM_EPS},
             {"params": [d for k in POSE_KEYS if "hand" not in k for d in self.deltas[k]], "lr": 1e-3},
             {"params": [d for k in POSE_KEYS if "hand" in k for d in self.deltas[k]], "lr": 1e-4},
         ]
@@ -298,6 +325,7 @@ class Trainer:
             g["base_lr"] = g["lr"]
         self.optimiser = torch.optim.Adam(groups)
         self._seams: dict[int, torch.Tensor] = {}
+        self._colour_weights: dict[int, torch.Tensor] = {}
 
     def _restore(self, extra: dict[str, torch.Tensor], saved: dict) -> None:
         with torch.no_grad():
@@ -314,6 +342,7 @@ class Trainer:
 
     def save_checkpoint(self) -> Path:
         extra = {f"delta.{k}": torch.cat(v).detach() for k, v in self.deltas.items()}
+        extra["prior_colors"] = self.prior_colors
         for pid, st in self.optimiser.state_dict()["state"].items():
             extra.update({f"adam.{pid}.step": torch.as_tensor(st["step"]).reshape(1) if not torch.is_tensor(st["step"]) else st["step"],
                           f"adam.{pid}.exp_avg": st["exp_avg"], f"adam.{pid}.exp_avg_sq": st["exp_avg_sq"]})
@@ -364,6 +393,18 @@ class Trainer:
             self._seams[index] = cached
         return cached
 
+    def colour_weights(self, index: int) -> torch.Tensor:
+        """[H, W] where frame ``index``'s colours teach the avatar's colours: inside its person mask, one
+        pixel in from the edge. Outside it the only right answer is "no avatar here", which the mask loss
+        teaches; a colour loss there would paint the Gaussians in the (random) background colour, and
+        the edge pixels blend the person into the photo's own background (a light rim)."""
+        cached = self._colour_weights.get(index)
+        if cached is None:
+            person = (self.frames[index].mask > 0.5).float()[None, None]
+            cached = -torch.nn.functional.max_pool2d(-person, 3, stride=1, padding=1)[0, 0]
+            self._colour_weights[index] = cached
+        return cached
+
     def losses_for(self, index: int, background: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, float]]:
         """Loss terms of frame ``index`` with the render and the frame's person composited over a plain
         ``background`` colour [3] (default white)."""
@@ -378,6 +419,7 @@ class Trainer:
         target = f.rgb + (1 - f.mask[..., None]) * (background - 1)  # the frame's person over it
         normal, part_rgb, hands = feat[..., 6:9] / safe, feat[..., 9:12] / safe, feat[..., 12]
         seams = self.seams(index)
+        colour_weight = self.colour_weights(index)
         inside = (f.mask > 0.5) & (alpha > 0.5)
         terms: dict[str, torch.Tensor] = {"mask": w.mask * (alpha - f.mask).abs().mean()}
         geometry = w.photo_geometry if f.is_photo else 1.0
@@ -389,19 +431,22 @@ class Trainer:
         if f.is_photo:
             # Inside seams the photo keeps weight ``seam`` and the seam colour the rest, both per pixel
             # on the same footing as the image loss (normalised by the same total weight).
-            weight = torch.where(seams, torch.full_like(f.mask, w.seam), torch.ones_like(f.mask))
+            weight = torch.where(seams, torch.full_like(f.mask, w.seam), torch.ones_like(f.mask)) * colour_weight
             terms["image"] = w.image * losses.image_loss(rgb[None], target[None], weight[None])
-            seam_pull = (rgb - seam_rgb.detach()).abs().mean(-1) * seams * (1 - w.seam)
-            terms["seam"] = w.image * seam_pull.sum() / weight.sum()
+            seam_pull = (rgb - seam_rgb.detach()).abs().mean(-1) * seams * (1 - w.seam) * colour_weight
+            terms["seam"] = w.image * seam_pull.sum() / weight.sum().clamp_min(1.0)
         else:
             image_weight = w.generated_image if self.settings.geometry_weighting else 1.0
-            terms["image"] = image_weight * losses.image_loss(rgb[None], target[None])
-            terms["seam"] = image_weight * losses.image_loss(seam_rgb[None], target[None])
+            terms["image"] = image_weight * losses.image_loss(rgb[None], target[None], colour_weight[None])
+            terms["seam"] = image_weight * losses.image_loss(seam_rgb[None], target[None], colour_weight[None])
         terms["hand_mask"] = w.hand_mask * ((hands - f.hands).abs() * torch.maximum(f.hands, hands.detach().clamp(0, 1))).mean()
         a = self.avatar
         terms["laplacian"] = (w.laplacian_offsets * uniform_laplacian(a.offsets, self.neighbours, self.counts)
                               + w.laplacian_scales * uniform_laplacian(a.log_scales[:, None], self.neighbours, self.counts)
                               + w.laplacian_colors * uniform_laplacian(a.colors, self.neighbours, self.counts))
+        # The frames may move a colour only as far as their evidence agrees: a Gaussian few frames show
+        # gets weak, inconsistent pulls that would otherwise add up to speckle on the unseen side.
+        terms["colour_prior"] = w.colour_prior * (a.colors - self.prior_colors).pow(2).sum(-1).mean()
         total = sum(terms.values())
         return total, {k: float(v.detach()) for k, v in terms.items()}
 
@@ -424,6 +469,9 @@ class Trainer:
         loss, terms = self.losses_for(index, background)
         loss.backward()
         self.optimiser.step()
+        with torch.no_grad():  # colours stay colours: a channel past 0 or 1 would freeze behind the clamp
+            self.avatar.colors.clamp_(0, 1)
+            self.avatar.seam_colors.clamp_(0, 1)
         self.avatar.invalidate_cache()
         self.step += 1
         terms["total"] = float(loss.detach())

@@ -34,10 +34,10 @@ PI = math.pi
 # offsets from their joint. Only used to keep the feet near the floor.
 LEG_REST = {
     "pelvis": skeleton.PELVIS_REST,
-    "left_hip": np.array([0.11, -0.44, 0.03]), "right_hip": np.array([-0.11, -0.44, 0.03]),
-    "left_knee": np.array([0.15, -0.86, 0.065]), "right_knee": np.array([-0.15, -0.86, 0.065]),
-    "left_ankle": np.array([0.19, -1.29, 0.03]), "right_ankle": np.array([-0.19, -1.29, 0.03]),
-    "left_foot": np.array([0.2, -1.34, 0.175]), "right_foot": np.array([-0.2, -1.34, 0.175]),
+    "left_hip": np.array([0.11, -0.437, 0.032]), "right_hip": np.array([-0.11, -0.437, 0.032]),
+    "left_knee": np.array([0.171, -0.858, 0.021]), "right_knee": np.array([-0.162, -0.859, 0.012]),
+    "left_ankle": np.array([0.125, -1.287, -0.013]), "right_ankle": np.array([-0.145, -1.291, -0.009]),
+    "left_foot": np.array([0.176, -1.35, 0.116]), "right_foot": np.array([-0.188, -1.355, 0.122]),
 }
 SOLE_POINTS = (("left_ankle", (0.0, -0.075, -0.045)), ("right_ankle", (0.0, -0.075, -0.045)),
                ("left_foot", (0.0, -0.025, 0.06)), ("right_foot", (0.0, -0.025, 0.06)))

@@ -1,0 +1,330 @@
+"""Novel views against real views of the same person: what the avatar looks like from the side and back.
+
+On a multi-view set (default ``../shared/data/multiview/rp_dennis_posed_004``: 36 views 10 degrees
+apart around a scanned person, with masks and cameras), view 0 is the photo. The pipeline runs as a
+user runs it (fit, generate with the defaults, train with the ``preview`` preset), then the avatar in
+the photo's pose is turned about the subject's vertical axis by each view's yaw and rendered, on black
+like the ground truth, by the photo's camera moved back along its axis to the ground truth's distance
+(10 m) and zoomed to keep the subject's size: the truth's near-orthographic projection.
+
+Alignment (the same for every model): one 2D similarity (scale, rotation, shift) fitted on view 0 by
+maximising the overlap of the rendered and the true mask, shared by all views, then a per-view integer
+shift only (the turning axis of the fit and of the scan need not coincide). No view is dropped.
+
+Per view and per group (front: within 30 degrees of the photo, view 0 itself excluded; back: 180 +- 30;
+sides: the rest) it prints PSNR over the intersection of the masks, masked PSNR over their union
+(outside its own mask each image is black), SSIM over the union, and mask IoU, for three models:
+- ``re-poser surface``: the generate stage's surface fitted to the photo (what the training frames show);
+- ``untrained avatar``: the avatar before its first step (fitted body + colours from the photo);
+- ``trained avatar``: after the preset's steps (its learnt correction of the photo's pose included).
+
+    python benchmarks/novel_views.py [--views DIR] [--workspace WS] [--reuse] [--out DIR]
+
+``--reuse`` keeps the fit and the training set already in WS (re-trains only); the contact sheet
+(ground truth over each model, every 30 degrees) and a JSON of every figure go to ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from persona_studio.avatar.avatar import Avatar
+from persona_studio.body.model import load_body_model
+from persona_studio.capture.pipeline import fit_photo
+from persona_studio.capture.subject import Subject
+from persona_studio.generate.stage import GenerateOptions, generate_training_set
+from persona_studio.generate.training_set import TRAINING_DIR, PhotoSurface, TrainingSet
+from persona_studio.render.body import BodyRenderer
+from persona_studio.render.camera import Camera
+from persona_studio.render.rasterize import rasterize
+from persona_studio.train import losses
+from persona_studio.train.trainer import Trainer, TrainSettings
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_VIEWS = ROOT.parent / "shared" / "data" / "multiview" / "rp_dennis_posed_004"
+GROUPS = ("front", "sides", "back")
+GROUND_TRUTH_DISTANCE = 10.0  # metres from the subject to the ground truth's cameras
+SHEET_EVERY = 30  # degrees between contact-sheet columns
+SHEET_SIZE = 192  # pixels of a contact-sheet cell
+
+
+def view_group(yaw: float) -> str:
+    d = abs((yaw + 180) % 360 - 180)  # angular distance from the photo, 0..180
+    return "front" if d <= 30 else "back" if d >= 150 else "sides"
+
+
+def turn(points: torch.Tensor, camera: Camera, yaw_deg: float) -> torch.Tensor:
+    """[N, 3] world points turned so that ``camera`` sees them as a camera moved by ``yaw_deg`` about the
+    subject's vertical axis would (the scene turns by -yaw about the camera's up axis, through the
+    points' centre)."""
+    up = torch.as_tensor(camera.R.T @ np.array([0.0, -1.0, 0.0]), dtype=points.dtype)  # image up, in world
+    a = math.radians(-yaw_deg)
+    k = torch.tensor([[0.0, -up[2], up[1]], [up[2], 0.0, -up[0]], [-up[1], up[0], 0.0]], dtype=points.dtype)
+    rot = torch.eye(3, dtype=points.dtype) + math.sin(a) * k + (1 - math.cos(a)) * (k @ k)
+    centre = (points.min(0).values + points.max(0).values) / 2
+    return (points - centre) @ rot.T + centre
+
+
+def far_camera(photo: Camera, centre: np.ndarray, distance: float = GROUND_TRUTH_DISTANCE) -> Camera:
+    """The photo's camera moved back along its axis to ``distance`` metres from ``centre`` [3] and zoomed
+    to keep the subject's size: the ground truth's near-orthographic projection (f = 5000 px at 10 m),
+    so that a turned view differs from the truth by what the avatar is, not by perspective."""
+    forward = photo.R[2]  # the camera's viewing axis, in world
+    depth = float((photo.R @ centre + photo.t)[2])
+    position = centre - distance * forward
+    scale = distance / depth
+    return Camera(photo.R, -photo.R @ position, photo.fx * scale, photo.fy * scale, photo.cx, photo.cy,
+                  photo.width, photo.height)
+
+
+def render_gaussians(means, scales, opacities, colors, camera: Camera) -> tuple[np.ndarray, np.ndarray]:
+    """([H, W, 3] on black, [H, W] alpha) of Gaussians seen by ``camera``."""
+    out = rasterize(means, scales, opacities, colors, torch.as_tensor(camera.viewmat, dtype=torch.float32)[None],
+                    torch.as_tensor(camera.K, dtype=torch.float32)[None], camera.width, camera.height,
+                    antialiased=True)
+    return out.features[0].clamp(0, 1).numpy(), out.alpha[0, ..., 0].clamp(0, 1).numpy()
+
+
+class Model:
+    """Something to render in the photo's pose from any yaw: (rgb on black, alpha)."""
+
+    def __init__(self, name: str, render):
+        self.name, self.render = name, render
+
+
+def avatar_model(name: str, avatar: Avatar, params: dict, camera: Camera) -> Model:
+    with torch.no_grad():
+        posed = avatar.pose(params, fast=True)
+    means = posed.means[0]
+    camera = far_camera(camera, ((means.min(0).values + means.max(0).values) / 2).numpy())
+
+    def render(yaw: float):
+        return render_gaussians(turn(means, camera, yaw), posed.scales, posed.opacities, posed.colors, camera)
+
+    return Model(name, render)
+
+
+def surface_model(subject: Subject, model, level: int, surface: PhotoSurface, camera: Camera) -> Model:
+    renderer = BodyRenderer(model, level)
+    with torch.no_grad():
+        posed = model.forward(**{k: torch.as_tensor(v)[None] for k, v in subject.smplx.items()}).vertices[0]
+        points = renderer.surface(posed, torch.as_tensor(surface.displacement))
+        scales = renderer.scales(points)
+    colors = torch.as_tensor(surface.colors)
+    camera = far_camera(camera, ((points.min(0).values + points.max(0).values) / 2).numpy())
+
+    def render(yaw: float):
+        return render_gaussians(turn(points, camera, yaw), scales, torch.ones(len(points)), colors, camera)
+
+    return Model("re-poser surface", render)
+
+
+# --- alignment ------------------------------------------------------------------------------------
+
+
+def _warp(image: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
+    """[C, H, W] image moved by a similarity (log scale, angle, dx, dy in pixels) about its centre."""
+    _, h, w = image.shape
+    s, a = params[0].exp(), params[1]
+    cos, sin = torch.cos(a) / s, torch.sin(a) / s
+    # output -> input in normalised coordinates (x right, y down), shift given in output pixels
+    tx, ty = -2 * params[2] / w, -2 * params[3] / h
+    theta = torch.stack([torch.stack([cos, sin * h / w, cos * tx + sin * ty * h / w]),
+                         torch.stack([-sin * w / h, cos, -sin * tx * w / h + cos * ty])])
+    grid = F.affine_grid(theta[None], [1, *image.shape], align_corners=False)
+    return F.grid_sample(image[None], grid, align_corners=False)[0]
+
+
+def fit_similarity(alpha: np.ndarray, truth: np.ndarray, steps: int = 300) -> torch.Tensor:
+    """The similarity (log scale, angle, dx, dy) that best lays the rendered ``alpha`` onto ``truth``
+    (soft IoU), started from the masks' areas and centroids."""
+    a, t = torch.as_tensor(alpha, dtype=torch.float32)[None], torch.as_tensor(truth, dtype=torch.float32)[None]
+    h, w = alpha.shape
+    ys, xs = np.mgrid[0:h, 0:w]
+    centroid = lambda m: np.array([(xs * m).sum(), (ys * m).sum()]) / max(m.sum(), 1e-6)  # noqa: E731
+    scale = math.sqrt(truth.sum() / max(alpha.sum(), 1e-6))
+    ca, ct = centroid(alpha), centroid(truth)
+    shift = ct - (np.array([w, h]) / 2 + scale * (ca - np.array([w, h]) / 2))
+    unit = torch.tensor([1.0, 1.0, 100.0, 100.0])  # optimised in log units, radians and 100 px
+    x = (torch.tensor([math.log(scale), 0.0, float(shift[0]), float(shift[1])]) / unit).requires_grad_()
+    optimiser = torch.optim.Adam([x], lr=0.01)
+    for _ in range(steps):
+        moved = _warp(a, x * unit)
+        inter = (moved * t).sum()
+        loss = 1 - inter / (moved.sum() + t.sum() - inter)
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+    params = (x * unit).detach()
+    return params
+
+
+def best_shift(alpha: np.ndarray, truth: np.ndarray, radius: int = 40) -> tuple[int, int]:
+    """Integer (dx, dy) within ``radius`` maximising the overlap of ``alpha`` moved by it with ``truth``."""
+    fa, ft = np.fft.rfft2(alpha > 0.5), np.fft.rfft2(truth > 0.5)
+    corr = np.fft.irfft2(ft * np.conj(fa), s=alpha.shape)
+    h, w = alpha.shape
+    best, arg = -1.0, (0, 0)
+    for dy in range(-radius, radius + 1):
+        for dx in range(-radius, radius + 1):
+            if corr[dy % h, dx % w] > best:
+                best, arg = corr[dy % h, dx % w], (dx, dy)
+    return arg
+
+
+def aligned(rgb: np.ndarray, alpha: np.ndarray, similarity: torch.Tensor, shift: tuple[int, int] = (0, 0)):
+    params = similarity.clone()
+    params[2] += shift[0]
+    params[3] += shift[1]
+    stacked = torch.as_tensor(np.concatenate([rgb, alpha[..., None]], -1), dtype=torch.float32).permute(2, 0, 1)
+    moved = _warp(stacked, params).permute(1, 2, 0).numpy()
+    return moved[..., :3], moved[..., 3]
+
+
+# --- scores ---------------------------------------------------------------------------------------
+
+
+def scores(rgb: np.ndarray, alpha: np.ndarray, truth_rgb: np.ndarray, truth_mask: np.ndarray) -> dict[str, float]:
+    ours, theirs = alpha > 0.5, truth_mask > 0.5
+    inter, union = ours & theirs, ours | theirs
+    err = ((rgb - truth_rgb) ** 2).mean(-1)
+    psnr = lambda sel: float(-10 * np.log10(max(err[sel].mean(), 1e-10))) if sel.any() else float("nan")  # noqa: E731
+    ssim = losses.ssim_map(torch.as_tensor(rgb)[None], torch.as_tensor(truth_rgb)[None])[0].numpy()
+    return {"psnr_inter": psnr(inter), "psnr_union": psnr(union), "ssim_union": float(ssim[union].mean()),
+            "iou": float(inter.sum() / max(union.sum(), 1))}
+
+
+def load_views(folder: Path) -> list[dict]:
+    meta = json.loads((folder / "cameras.json").read_text())
+    views = []
+    for v in meta["views"]:
+        rgb = np.asarray(Image.open(folder / v["image"]).convert("RGB"), np.float32) / 255
+        mask = np.asarray(Image.open(folder / v["mask"]).convert("L"), np.float32) / 255
+        views.append({"yaw": float(v["yaw_degrees"]), "rgb": rgb * (mask[..., None] > 0.5), "mask": mask,
+                      "image": folder / v["image"]})
+    return views
+
+
+def evaluate(model: Model, views: list[dict]) -> tuple[list[dict], list[np.ndarray]]:
+    """Per-view scores (view 0 is the alignment's, not scored) and the aligned renders."""
+    rgb0, alpha0 = model.render(0.0)
+    similarity = fit_similarity(alpha0, views[0]["mask"])
+    rows, images = [], []
+    for view in views:
+        raw = (rgb0, alpha0) if view["yaw"] == 0 else model.render(view["yaw"])
+        shift = (0, 0) if view["yaw"] == 0 else best_shift(aligned(*raw, similarity)[1], view["mask"])
+        rgb, alpha = aligned(*raw, similarity, shift)
+        rgb = rgb * (alpha[..., None] > 0.5)
+        images.append(rgb)
+        if view["yaw"] == 0:
+            continue
+        rows.append({"yaw": view["yaw"], "group": view_group(view["yaw"]), "shift": list(shift),
+                     **scores(rgb, alpha, view["rgb"], view["mask"])})
+    return rows, images
+
+
+def summary(rows: list[dict]) -> dict[str, dict[str, float]]:
+    keys = ("psnr_inter", "psnr_union", "ssim_union", "iou")
+    out = {g: {k: float(np.mean([r[k] for r in rows if r["group"] == g])) for k in keys} for g in GROUPS}
+    out["all"] = {k: float(np.mean([r[k] for r in rows])) for k in keys}
+    return out
+
+
+def contact_sheet(views: list[dict], renders: dict[str, list[np.ndarray]], path: Path) -> None:
+    """Ground truth over each model's aligned render, every SHEET_EVERY degrees, cropped to the person."""
+    columns = [i for i, v in enumerate(views) if v["yaw"] % SHEET_EVERY == 0]
+    ys, xs = np.nonzero(np.max([v["mask"] for v in views], 0) > 0.5)
+    half = int(max(ys.max() - ys.min(), xs.max() - xs.min()) * 0.55)
+    cy, cx = (ys.min() + ys.max()) // 2, (xs.min() + xs.max()) // 2
+    h, w = views[0]["mask"].shape
+    box = (max(cx - half, 0), max(cy - half, 0), min(cx + half, w), min(cy + half, h))
+
+    def cell(image: np.ndarray) -> np.ndarray:
+        picture = Image.fromarray((image * 255 + 0.5).astype(np.uint8)).crop(box)
+        return np.asarray(picture.resize((SHEET_SIZE, SHEET_SIZE), Image.BILINEAR))
+
+    rows = [[views[i]["rgb"] for i in columns]] + [[imgs[i] for i in columns] for imgs in renders.values()]
+    sheet = np.concatenate([np.concatenate([cell(im) for im in row], 1) for row in rows], 0)
+    Image.fromarray(sheet).save(path)
+
+
+def print_table(results: dict[str, list[dict]]) -> None:
+    names = list(results)
+    print("\nper view: PSNR over the mask intersection (dB) / IoU, " + " | ".join(names))
+    for i, row in enumerate(results[names[0]]):
+        cells = "  |  ".join(f"{results[n][i]['psnr_inter']:6.2f} / {results[n][i]['iou']:.3f}" for n in names)
+        print(f"  yaw {row['yaw']:5.0f} ({row['group']:5s})  {cells}")
+    print(f"\n{'model':18s} {'group':6s} {'PSNR inter':>10s} {'PSNR union':>10s} {'SSIM union':>10s} {'IoU':>6s}")
+    for n in names:
+        for g, s in summary(results[n]).items():
+            print(f"{n:18s} {g:6s} {s['psnr_inter']:10.2f} {s['psnr_union']:10.2f} {s['ssim_union']:10.3f} {s['iou']:6.3f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--views", type=Path, default=DEFAULT_VIEWS)
+    parser.add_argument("--workspace", type=Path, help="workspace to use (default: a temporary folder)")
+    parser.add_argument("--reuse", action="store_true", help="keep the workspace's fit and training set")
+    parser.add_argument("--preset", default="preview")
+    parser.add_argument("--iterations", type=int, help="override the preset's step count")
+    parser.add_argument("--out", type=Path, default=Path("novel_views_out"))
+    args = parser.parse_args()
+    if not (args.views / "cameras.json").is_file():
+        raise SystemExit(f"multi-view set not found: {args.views} (the shared data folder sits beside the checkout)")
+    print(f"torch threads: {torch.get_num_threads()}")
+    t_start = time.time()
+    views = load_views(args.views)
+    workspace = args.workspace or Path(tempfile.mkdtemp(prefix="persona-novel-"))
+    model = load_body_model("open")
+    if not (args.reuse and (workspace / TRAINING_DIR / "manifest.json").is_file()):
+        t0 = time.time()
+        fit_photo(views[0]["image"], workspace, model=model)
+        print(f"fit: {time.time() - t0:.1f} s")
+        t0 = time.time()
+        generate_training_set(workspace, GenerateOptions(), model=model)
+        print(f"generate (defaults): {time.time() - t0:.1f} s")
+    subject = Subject.load(workspace)
+    manifest = json.loads((workspace / TRAINING_DIR / "manifest.json").read_text())
+    surface = TrainingSet(workspace).photo_surface()
+    camera = subject.camera
+    photo_params = {k: torch.as_tensor(v)[None] for k, v in subject.smplx.items()}
+
+    settings = TrainSettings.from_preset(args.preset, iterations=args.iterations, checkpoint_every=0, preview_every=0)
+    (workspace / "avatar" / "checkpoint.safetensors").unlink(missing_ok=True)
+    trainer = Trainer(workspace, settings, model=model)
+    trainer.prepare()
+    models = [surface_model(subject, model, manifest["template_level"], surface, camera),
+              avatar_model("untrained avatar", trainer.avatar, photo_params, camera)]
+    results, renders = {}, {}
+    for m in models:  # rendered before training changes the avatar
+        results[m.name], renders[m.name] = evaluate(m, views)
+    t0 = time.time()
+    figures = trainer.run()
+    print(f"train ({args.preset}, {figures['step']} steps): {time.time() - t0:.1f} s; "
+          f"training-view fit PSNR {figures['photo_psnr']:.2f} dB")
+    trained = avatar_model("trained avatar", trainer.avatar, trainer.frame_params(0), camera)
+    results[trained.name], renders[trained.name] = evaluate(trained, views)
+
+    print_table(results)
+    args.out.mkdir(parents=True, exist_ok=True)
+    contact_sheet(views, renders, args.out / "contact_sheet.png")
+    report = {"views": str(args.views), "preset": args.preset, "steps": figures["step"],
+              "seconds": round(time.time() - t_start, 1),
+              "models": {n: {"per_view": rows, "groups": summary(rows)} for n, rows in results.items()}}
+    (args.out / "novel_views.json").write_text(json.dumps(report, indent=1) + "\n")
+    print(f"\ncontact sheet (ground truth, then {', '.join(results)}; every {SHEET_EVERY} deg) and figures in "
+          f"{args.out}; total {(time.time() - t_start) / 60:.1f} min")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,227 @@
+"""The body's colours (and clothed volume) from one photo: what the photo sees, and what it must infer.
+
+The photo is trusted only where it sees the surface squarely: at grazing angles and next to the
+silhouette its pixels blend the person with the background (light streaks down the sides of the limbs
+when they are taken as colours). Those vertices and everything the photo does not see are inferred:
+
+- the back of a limb is the limb's dominant colour with part of the detail of its front seen through
+  the limb's front/back plane (a sleeve or a trouser leg looks much the same all round);
+- the back of the torso takes the colour that wraps round its sides (an open jacket's back is the
+  jacket, not the shirt the front shows between its lapels);
+- the back and sides of the head take the colour the photo sees on the crown, above the forehead
+  (hair, or skin when bald), the back of the neck the neck's;
+- between what is seen and what is inferred, the colours are diffused over the mesh (a harmonic fill),
+  so the sides blend from the seen front to the inferred back without seams.
+
+The clothed volume the re-poser fits along the normals is constrained by the photo's silhouette only on
+the seen side; :func:`extend_displacement` carries it round the back the same way (hair and a loose
+jacket keep their volume from the side and the back).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from scipy.ndimage import distance_transform_edt
+from scipy.spatial import cKDTree
+
+from persona_studio.body.parts import PART_INDEX
+from persona_studio.body.skeleton import JOINT_INDEX
+from persona_studio.render.body import BodyRenderer, vertex_normals
+from persona_studio.render.camera import Camera
+
+SQUARE_COS = 0.4  # the photo's colour is trusted where the surface faces it within ~66 degrees
+EDGE_SHARE = 0.006  # ... and at least this share of the person's height inside the mask's edge
+FACING_AWAY_COS = 0.2  # vertices turned further away than this take the inferred back colour
+FILL_ITERATIONS = 400
+MIRROR_NEIGHBOURS = 16  # trusted vertices averaged round a limb vertex's mirror image
+MIRROR_DETAIL = 0.5  # share of the mirrored detail (relative to the part's dominant colour) kept
+CHIN_BELOW_EYES = 0.12  # metres from the eyes down to the chin, where the neck begins
+CROWN_ABOVE_EYES = 0.07  # metres above the eyes where a head is hair (or bald skin), not forehead
+LIMB_PARTS = tuple(PART_INDEX[f"{side}_{limb}"] for side in ("left", "right")
+                   for limb in ("upper_arm", "lower_arm", "hand", "upper_leg", "lower_leg", "foot"))
+
+
+@dataclass
+class PhotoVisibility:
+    """How the photo sees each dense vertex of a posed body."""
+
+    seen: np.ndarray  # [V] bool: in front of the rendered depth, facing the camera, inside the person mask
+    facing: np.ndarray  # [V] cosine between the vertex normal and the direction to the camera (< 0: away)
+    edge_px: np.ndarray  # [V] distance in pixels from the projection to the mask's edge (0 outside)
+    uvz: np.ndarray  # [V, 3] projection (u, v, depth)
+    person_px: float  # the person's height in the photo, pixels
+
+    @property
+    def reliable(self) -> np.ndarray:
+        """[V] bool: seen squarely and away from the silhouette, where a photo colour is trustworthy."""
+        return self.seen & (self.facing >= SQUARE_COS) & (self.edge_px >= max(1.5, EDGE_SHARE * self.person_px))
+
+
+def photo_visibility(renderer: BodyRenderer, mask: np.ndarray, camera: Camera, smplx: dict[str, np.ndarray],
+                     displacement: np.ndarray | None = None) -> PhotoVisibility:
+    """How the photo (person ``mask`` [H, W], ``camera``) sees the dense vertices of the body in pose
+    ``smplx``, displaced along its normals by ``displacement`` [V] when given."""
+    with torch.no_grad():
+        posed = renderer.model.forward(**{k: torch.as_tensor(v)[None] for k, v in smplx.items()}).vertices[0]
+        shift = None if displacement is None else torch.as_tensor(displacement, dtype=torch.float32)
+        dense = renderer.surface(posed, shift)
+        view = renderer.render(posed, torch.ones(dense.shape[0], 3), camera, displacement=shift)
+        normals = vertex_normals(dense, renderer.faces).numpy()
+    uvz = camera.project(dense.numpy())
+    to_camera = camera.position[None] - dense.numpy()
+    facing = (normals * to_camera).sum(1) / np.linalg.norm(to_camera, axis=1).clip(1e-9)
+    h, w = view.depth.shape
+    px = np.clip(uvz[:, 0].astype(int), 0, w - 1)
+    py = np.clip(uvz[:, 1].astype(int), 0, h - 1)
+    inside = (uvz[:, 0] >= 0) & (uvz[:, 0] < w) & (uvz[:, 1] >= 0) & (uvz[:, 1] < h)
+    person = mask > 0.5
+    seen = inside & (uvz[:, 2] <= view.depth[py, px] + 0.015) & (facing > 0.1) & person[py, px]
+    edge_px = np.where(inside, distance_transform_edt(person)[py, px], 0.0)
+    rows = np.flatnonzero(person.any(1))
+    person_px = float(rows[-1] - rows[0] + 1) if len(rows) else float(h)
+    return PhotoVisibility(seen, facing, edge_px, uvz, person_px)
+
+
+def mesh_mean_operator(faces: np.ndarray, num_vertices: int) -> sp.csr_matrix:
+    """[V, V] sparse matrix averaging each vertex's mesh neighbours."""
+    e = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
+    e = np.unique(np.concatenate([e, e[:, ::-1]]), axis=0)
+    adjacency = sp.csr_matrix((np.ones(len(e)), (e[:, 0], e[:, 1])), shape=(num_vertices, num_vertices))
+    degree = np.asarray(adjacency.sum(1)).ravel()
+    return sp.diags(1.0 / np.maximum(degree, 1)) @ adjacency
+
+
+def harmonic_fill(values: np.ndarray, fixed: np.ndarray, mean: sp.csr_matrix,
+                  iterations: int = FILL_ITERATIONS) -> np.ndarray:
+    """[V, C] values kept where ``fixed`` [V], the rest relaxed towards their neighbours' mean (a
+    Dirichlet problem for the mesh Laplacian, solved by Jacobi iterations from a nearest-fixed start)."""
+    out = values.astype(np.float64).copy()
+    if fixed.all() or not fixed.any():
+        return out.astype(values.dtype)
+    free = ~fixed
+    for _ in range(iterations):
+        out[free] = (mean @ out)[free]
+    return out.astype(values.dtype)
+
+
+def _part_planes_mirror(rest: np.ndarray, parts: np.ndarray) -> np.ndarray:
+    """[V, 3] rest vertices mirrored through their body part's front/back plane (z = the part's mean)."""
+    mirrored = rest.copy()
+    for part in np.unique(parts):
+        members = parts == part
+        mirrored[members, 2] = 2 * rest[members, 2].mean() - rest[members, 2]
+    return mirrored
+
+
+def _median(colors: np.ndarray, fallback: np.ndarray) -> np.ndarray:
+    return np.median(colors, 0) if len(colors) else fallback
+
+
+def inferred_back_colors(colors: np.ndarray, trusted: np.ndarray, rest: np.ndarray, rest_normals: np.ndarray,
+                         parts: np.ndarray, head_levels: tuple[float, float],
+                         crown_seen: np.ndarray | None = None) -> np.ndarray:
+    """[V, 3] the colour each vertex would have on the side the photo does not see, from the ``trusted``
+    [V] vertices' ``colors`` [V, 3] (see the module docstring). ``rest``/``rest_normals`` [V, 3] are the
+    template's; ``head_levels`` (chin, eyes) are the rest heights separating neck, face and crown;
+    ``crown_seen`` [V] the vertices whose colour may sample the hair (a frontal photo sees the top of the
+    head only obliquely; default ``trusted``)."""
+    overall = _median(colors[trusted], np.full(3, 0.5))
+    out = np.empty_like(colors)
+    # Limbs: the part's dominant colour, carrying half of the detail of the mirror image through the
+    # part's front/back plane (averaged over its neighbourhood: no copied highlight or cuff).
+    limb = np.isin(parts, LIMB_PARTS)
+    mirrored = _part_planes_mirror(rest, parts)
+    for part in LIMB_PARTS:
+        members, sources = parts == part, (parts == part) & trusted
+        if sources.sum() < MIRROR_NEIGHBOURS:
+            sources = limb & trusted if (limb & trusted).sum() >= MIRROR_NEIGHBOURS else trusted
+        if sources.sum() < MIRROR_NEIGHBOURS:
+            out[members] = overall
+            continue
+        dominant = np.median(colors[sources], 0)
+        _, nearest = cKDTree(rest[sources]).query(mirrored[members], k=MIRROR_NEIGHBOURS)
+        detail = colors[sources][nearest].mean(1) - dominant
+        out[members] = dominant + MIRROR_DETAIL * detail
+    # Torso: the colour that wraps round its sides.
+    torso = parts == PART_INDEX["torso"]
+    seen_torso = torso & trusted
+    side_score = np.abs(rest_normals[:, 0])
+    if seen_torso.any():
+        threshold = np.quantile(side_score[seen_torso], 0.85)
+        out[torso] = _median(colors[seen_torso & (side_score >= threshold)], overall)
+    else:
+        out[torso] = overall
+    # Head: crown and back from the hair the photo sees above the forehead (skin when bald); the neck's
+    # back from the neck's front; a blend between them over the nape.
+    head = parts == PART_INDEX["face_neck"]
+    chin_y, eye_y = head_levels
+    crown = head & (rest[:, 1] > eye_y + CROWN_ABOVE_EYES) & (trusted if crown_seen is None else crown_seen)
+    neck = head & (rest[:, 1] < chin_y)
+    crown_colour = _median(colors[crown], _median(colors[head & trusted], overall))
+    neck_colour = _median(colors[neck & trusted], crown_colour)
+    blend = np.clip((rest[:, 1] - chin_y) / 0.06, 0, 1)[:, None]  # neck -> crown over 6 cm
+    out[head] = (blend * crown_colour + (1 - blend) * neck_colour)[head]
+    return out
+
+
+def infer_colors(renderer: BodyRenderer, visibility: PhotoVisibility, photo_colors: np.ndarray,
+                 betas: np.ndarray, trusted: np.ndarray | None = None) -> np.ndarray:
+    """[V, 3] colours: ``photo_colors`` [V, 3] where the photo is trusted (default: seen squarely), the
+    inferred back where the body faces away from the photo, harmonic blends in between."""
+    trusted = visibility.reliable if trusted is None else trusted
+    if not trusted.any():
+        return np.full_like(photo_colors, 0.5)
+    model = renderer.model
+    with torch.no_grad():
+        out = model.forward(betas=torch.as_tensor(betas, dtype=torch.float32)[None])
+        rest = renderer.dense_vertices(out.vertices[0])
+        rest_normals = vertex_normals(rest, renderer.faces).numpy()
+        joints = out.joints[0].numpy()
+    eye_y = float(joints[JOINT_INDEX["left_eye"], 1])
+    levels = (eye_y - CHIN_BELOW_EYES, eye_y)
+    inside = visibility.seen & (visibility.edge_px >= max(1.5, EDGE_SHARE * visibility.person_px))
+    back = inferred_back_colors(photo_colors, trusted, rest.numpy(), rest_normals, renderer.parts, levels,
+                                crown_seen=inside)
+    # A head's sides are hair or ears, never the face stretched round: there the inferred colour holds
+    # wherever the photo is not trusted; elsewhere from where the body turns away.
+    head = renderer.parts == PART_INDEX["face_neck"]
+    away = np.where(head, ~trusted, ~visibility.seen & (visibility.facing < -FACING_AWAY_COS))
+    values = np.where(trusted[:, None], photo_colors, back)
+    fixed = trusted | away
+    mean = mesh_mean_operator(renderer.faces.numpy(), len(values))
+    return np.clip(harmonic_fill(values, fixed, mean), 0, 1).astype(np.float32)
+
+
+def color_from_photo(renderer: BodyRenderer, image: np.ndarray, mask: np.ndarray, camera: Camera,
+                     smplx: dict[str, np.ndarray], displacement: np.ndarray | None = None,
+                     visibility: PhotoVisibility | None = None) -> np.ndarray:
+    """[V, 3] colours of the dense template vertices from the photo ``image`` [H, W, 3] uint8: taken
+    where the photo sees the surface squarely, inferred elsewhere (:func:`infer_colors`)."""
+    visibility = visibility or photo_visibility(renderer, mask, camera, smplx, displacement)
+    rgb = image.astype(np.float32) / 255.0
+    photo = bilinear(rgb, visibility.uvz[:, 0] - 0.5, visibility.uvz[:, 1] - 0.5)
+    return infer_colors(renderer, visibility, photo, smplx["betas"])
+
+
+def extend_displacement(renderer: BodyRenderer, displacement: np.ndarray, visibility: PhotoVisibility) -> np.ndarray:
+    """[V] displacement kept where the photo constrains it (the seen side and its silhouette) and carried
+    round the unseen side by a harmonic fill, so hair and loose clothes keep their volume all round."""
+    fixed = visibility.seen | ((np.abs(visibility.facing) < 0.1) & (visibility.edge_px > 0))
+    mean = mesh_mean_operator(renderer.faces.numpy(), len(displacement))
+    return harmonic_fill(displacement[:, None], fixed, mean, iterations=2 * FILL_ITERATIONS)[:, 0]
+
+
+def bilinear(image: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Sample [H, W, C] at continuous pixel-index coordinates (x, y)."""
+    h, w = image.shape[:2]
+    x0 = np.clip(np.floor(x).astype(int), 0, w - 2)
+    y0 = np.clip(np.floor(y).astype(int), 0, h - 2)
+    fx = np.clip(x - x0, 0, 1)[:, None]
+    fy = np.clip(y - y0, 0, 1)[:, None]
+    top = image[y0, x0] * (1 - fx) + image[y0, x0 + 1] * fx
+    bottom = image[y0 + 1, x0] * (1 - fx) + image[y0 + 1, x0 + 1] * fx
+    return top * (1 - fy) + bottom * fy

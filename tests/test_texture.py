@@ -1,0 +1,95 @@
+"""Colours and volume for the side the photo does not see (render.texture), on the fitted body of a
+real photo: painted test photos make the right answer known."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from scipy.ndimage import uniform_filter
+
+from persona_studio.body.parts import PART_INDEX
+from persona_studio.capture.pipeline import fit_photo
+from persona_studio.render.body import BodyRenderer, vertex_normals
+from persona_studio.render.texture import (bilinear, color_from_photo, extend_displacement, harmonic_fill,
+                                           mesh_mean_operator, photo_visibility)
+
+from conftest import shared_path
+
+
+@pytest.fixture(scope="module")
+def scene(tmp_path_factory, open_body_model):
+    """(subject, renderer at level 1, posed base vertices, rest dense vertices, rest normals)."""
+    ws = tmp_path_factory.mktemp("texture")
+    subject, _ = fit_photo(shared_path("photos", "moore_anyone-3.png"), ws, model=open_body_model)
+    renderer = BodyRenderer(open_body_model, 1)
+    with torch.no_grad():
+        rest = renderer.dense_vertices(open_body_model.forward(betas=torch.as_tensor(subject.smplx["betas"])[None]).vertices[0])
+        posed = open_body_model.forward(**{k: torch.as_tensor(v)[None] for k, v in subject.smplx.items()}).vertices[0]
+    return subject, renderer, posed, rest.numpy(), vertex_normals(rest, renderer.faces).numpy()
+
+
+def _photo_of(scene, paint: np.ndarray, blur: int = 1):
+    """A photo of the fitted body painted with ``paint`` [V, 3]: (uint8 image on white, its mask); with
+    ``blur`` > 1 the image is box-blurred over that many pixels, like a real photo's soft outline."""
+    subject, renderer, posed, _, _ = scene
+    photo = renderer.render(posed, torch.as_tensor(paint, dtype=torch.float32), subject.camera)
+    rgb = uniform_filter(photo.rgb, size=(blur, blur, 1)) if blur > 1 else photo.rgb
+    return (rgb * 255 + 0.5).astype(np.uint8), photo.mask
+
+
+def test_an_open_jackets_back_is_the_jacket_not_the_shirt(scene):
+    subject, renderer, _, rest, normals = scene
+    torso = renderer.parts == PART_INDEX["torso"]
+    front = normals[:, 2] > 0.3
+    shirt = torso & front & (np.abs(rest[:, 0]) < 0.07)  # a white band down the middle of the front
+    paint = np.tile([0.15, 0.15, 0.35], (len(rest), 1))  # a dark blue jacket, trousers, sleeves
+    paint[shirt] = (0.95, 0.95, 0.95)
+    image, mask = _photo_of(scene, paint)
+    colors = color_from_photo(renderer, image, mask, subject.camera, subject.smplx)
+    back = torso & (normals[:, 2] < -0.5) & (np.abs(rest[:, 0]) < 0.1)
+    assert colors[shirt].mean() > 0.8  # the shirt the photo sees stays
+    assert np.abs(colors[back] - (0.15, 0.15, 0.35)).max(1).mean() < 0.1, colors[back].mean(0)
+
+
+def test_grazing_colours_are_not_taken_from_the_blended_outline(scene):
+    """The photo's person is uniformly red on white, its outline blending the two: no vertex of the body
+    takes a whitened colour (the light streaks down the sides of the limbs)."""
+    subject, renderer, _, rest, _ = scene
+    image, mask = _photo_of(scene, np.tile([0.8, 0.1, 0.1], (len(rest), 1)), blur=9)
+    colors = color_from_photo(renderer, image, mask, subject.camera, subject.smplx)
+    whiteness = colors[:, 1:].max(1)  # red has no green or blue; white-blended colours do
+    assert np.quantile(whiteness, 0.99) < 0.2, np.quantile(whiteness, [0.5, 0.9, 0.99])
+    seen = photo_visibility(renderer, mask, subject.camera, subject.smplx)
+    edge = seen.seen & (seen.facing < 0.3)
+    raw = bilinear(image.astype(np.float32) / 255, seen.uvz[edge, 0] - 0.5, seen.uvz[edge, 1] - 0.5)
+    assert np.quantile(raw[:, 1:].max(1), 0.99) > 0.25  # the photo itself is whitened there
+
+
+def test_the_volume_the_photo_shows_goes_round_the_back(scene):
+    subject, renderer, _, rest, normals = scene
+    _, mask = _photo_of(scene, np.full((len(rest), 3), 0.5))
+    visibility = photo_visibility(renderer, mask, subject.camera, subject.smplx)
+    head = renderer.parts == PART_INDEX["face_neck"]
+    # Hair the photo shows: the seen head and its silhouette pushed out by 4 cm, nothing else.
+    constrained = visibility.seen | ((np.abs(visibility.facing) < 0.1) & (visibility.edge_px > 0))
+    displacement = np.where(head & constrained, 0.04, 0.0).astype(np.float32)
+    extended = extend_displacement(renderer, displacement, visibility)
+    back_of_head = head & ~visibility.seen & (rest[:, 1] > rest[head, 1].max() - 0.15) & (normals[:, 2] < -0.3)
+    assert back_of_head.sum() > 50
+    assert extended[back_of_head].mean() > 0.03, extended[back_of_head].mean()
+    np.testing.assert_array_equal(extended[constrained], displacement[constrained])
+
+
+def test_harmonic_fill_keeps_fixed_values_and_interpolates_between_them():
+    # A strip of triangles: the ends fixed at 0 and 1, the middle relaxes to the straight line.
+    n = 40
+    top, bottom = np.arange(0, n, 2), np.arange(1, n, 2)
+    faces = np.concatenate([np.stack([top[:-1], bottom[:-1], top[1:]], 1), np.stack([bottom[:-1], bottom[1:], top[1:]], 1)])
+    values = np.zeros((n, 1))
+    values[-2:] = 1.0
+    fixed = np.zeros(n, bool)
+    fixed[:2] = fixed[-2:] = True
+    out = harmonic_fill(values, fixed, mesh_mean_operator(faces, n), iterations=5000)[:, 0]
+    assert out[0] == 0 and out[-1] == 1
+    assert np.all(np.diff(out[::2]) > 0) and abs(out[n // 2] - 0.5) < 0.06
