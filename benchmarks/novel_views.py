@@ -41,7 +41,7 @@ from PIL import Image
 from persona_studio.avatar.avatar import Avatar
 from persona_studio.body.model import load_body_model
 from persona_studio.capture.pipeline import fit_photo
-from persona_studio.capture.subject import Subject
+from persona_studio.workspace.subject import Subject
 from persona_studio.generate.stage import GenerateOptions, generate_training_set
 from persona_studio.generate.training_set import TRAINING_DIR, PhotoSurface, TrainingSet
 from persona_studio.render.body import BodyRenderer

@@ -19,7 +19,7 @@ from plyfile import PlyData
 from persona_studio.avatar.avatar import Avatar, AvatarConfig
 from persona_studio.avatar.bundle import load_avatar, save_avatar
 from persona_studio.body.motion import Motion, preset_motion_paths, read_motion, write_motion
-from persona_studio.capture.subject import Subject
+from persona_studio.workspace.subject import Subject
 from persona_studio.export import ExportError
 from persona_studio.export.commands import add_export_parser
 from persona_studio.export.mesh import export_mesh

@@ -12,7 +12,7 @@ import torch
 from persona_studio.capture.detect import MediaPipeDetector
 from persona_studio.capture.fit import CAMERA_R, joint_limit_penalty, project
 from persona_studio.capture.pipeline import fit_photo
-from persona_studio.capture.subject import Subject, WorkspaceError
+from persona_studio.workspace.subject import Subject, WorkspaceError
 
 from conftest import shared_path
 

@@ -20,7 +20,7 @@ from persona_studio.capture.pipeline import fit_photo
 from persona_studio.render.body import BodyRenderer
 from persona_studio.render.texture import color_from_photo
 from persona_studio.generate.skeleton_video import openpose_points
-from persona_studio.capture.subject import Subject
+from persona_studio.workspace.subject import Subject
 from persona_studio.generate.reposer import FIT_SIZE, photo_targets
 from persona_studio.generate.stage import GenerateError, GenerateOptions, generate_training_set
 from persona_studio.generate.training_set import SURFACE_FILE, PhotoSurface, TrainingSet

@@ -361,7 +361,7 @@ class App:
     def open_workspace(self, folder: Path) -> None:
         def work():
             from persona_studio.app.photo_panel import subject_images
-            from persona_studio.capture.subject import Subject
+            from persona_studio.workspace.subject import Subject
 
             subject = Subject.load(folder)
             return subject, subject_images(subject, Path(folder))

@@ -22,7 +22,7 @@ import torch
 
 from persona_studio.body.model import BodyModel
 from persona_studio.body.skeleton import JOINT_INDEX as J
-from persona_studio.capture import landmarks
+from persona_studio.body import landmarks
 from persona_studio.render.camera import Camera
 from persona_studio.render.mesh import mesh_silhouette
 from persona_studio.render.rasterize import rasterize

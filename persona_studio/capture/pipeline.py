@@ -15,7 +15,7 @@ from persona_studio.capture.detect import Detection, MediaPipeDetector, PersonDe
 from persona_studio.capture.fit import FitSettings, fit_smplx
 from persona_studio.render.mesh import mesh_silhouette
 from persona_studio.capture.intake import load_photo
-from persona_studio.capture.subject import Subject
+from persona_studio.workspace.subject import Subject
 
 Progress = Callable[[float, str], None]
 

@@ -92,7 +92,7 @@ def _cmd_mesh(args: argparse.Namespace) -> int:
 
 
 def _cmd_video(args: argparse.Namespace) -> int:
-    from persona_studio.capture.subject import Subject
+    from persona_studio.workspace.subject import Subject
     from persona_studio.cli import _progress_printer
     from persona_studio.export.video import export_video
 

@@ -25,7 +25,7 @@ from pathlib import Path, PurePosixPath
 from typing import Callable
 
 from persona_studio.avatar.bundle import load_avatar
-from persona_studio.capture.subject import SUBJECT_DIR, Subject
+from persona_studio.workspace.subject import SUBJECT_DIR, Subject
 from persona_studio.export import ExportError, check_output_path
 from persona_studio.fileio import atomic_folder, atomic_path
 

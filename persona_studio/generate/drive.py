@@ -15,7 +15,7 @@ from scipy.spatial.transform import Rotation
 
 from persona_studio.body.model import BodyModel
 from persona_studio.body.motion import Motion, split_pose
-from persona_studio.capture.subject import Subject
+from persona_studio.workspace.subject import Subject
 from persona_studio.render.camera import Camera
 
 DEFAULT_SIZE = (576, 1024)  # width, height (MimicMotion's portrait)

@@ -25,7 +25,7 @@ import torch
 from PIL import Image
 
 from persona_studio.body.subdivide import mesh_neighbours, uniform_laplacian
-from persona_studio.capture.subject import Subject
+from persona_studio.workspace.subject import Subject
 from persona_studio.generate.training_set import PhotoSurface
 from persona_studio.render.body import BodyRenderer
 from persona_studio.render.camera import Camera

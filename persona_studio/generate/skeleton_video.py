@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 
 from persona_studio.body.skeleton import JOINT_INDEX as J
-from persona_studio.capture.landmarks import EXTRA, FACE_START, hand_to_joint
+from persona_studio.body.landmarks import EXTRA, FACE_START, hand_to_joint
 
 # OpenPose COCO-18: nose, neck, r-shoulder, r-elbow, r-wrist, l-shoulder, l-elbow, l-wrist, r-hip,
 # r-knee, r-ankle, l-hip, l-knee, l-ankle, r-eye, l-eye, r-ear, l-ear. Neck = mid-shoulders.

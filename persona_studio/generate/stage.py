@@ -27,7 +27,7 @@ from PIL import Image
 
 from persona_studio.body.model import BodyModel, load_body_model
 from persona_studio.body.motion import Motion, preset_motion_paths, read_motion
-from persona_studio.capture.subject import Subject
+from persona_studio.workspace.subject import Subject
 from persona_studio.fileio import atomic_folder
 from persona_studio.generate.drive import DEFAULT_SIZE, DrivingSequence, driving_sequence, posed_joints
 from persona_studio.generate.reposer import fit_surface_to_photo, render_sequence

@@ -40,7 +40,7 @@ from persona_studio.avatar.bundle import load_checkpoint, save_avatar, save_chec
 from persona_studio.body.model import BodyModel, load_body_model
 from persona_studio.body.parts import PART_COLORS, PART_INDEX, vertex_parts
 from persona_studio.body.subdivide import mesh_neighbours, uniform_laplacian
-from persona_studio.capture.subject import Subject
+from persona_studio.workspace.subject import Subject
 from persona_studio.generate.training_set import TrainingSet
 from persona_studio.render.body import BodyRenderer, vertex_normals
 from persona_studio.render.camera import Camera
