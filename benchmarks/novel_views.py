@@ -39,14 +39,14 @@ import torch.nn.functional as F
 from PIL import Image
 
 from persona_studio.avatar.avatar import Avatar
-from persona_studio.body.model import load_body_model
+from persona_studio.body.model import load_body_model, smplx_tensors
 from persona_studio.capture.pipeline import fit_photo
 from persona_studio.workspace.subject import Subject
 from persona_studio.generate.stage import GenerateOptions, generate_training_set
-from persona_studio.generate.training_set import TRAINING_DIR, PhotoSurface, TrainingSet
+from persona_studio.workspace.training_set import TRAINING_DIR, PhotoSurface, TrainingSet
 from persona_studio.render.body import BodyRenderer
 from persona_studio.render.camera import Camera
-from persona_studio.render.rasterize import rasterize
+from persona_studio.render.rasterize import rasterize_cameras
 from persona_studio.train import losses
 from persona_studio.train.trainer import Trainer, TrainSettings
 
@@ -89,9 +89,7 @@ def far_camera(photo: Camera, centre: np.ndarray, distance: float = GROUND_TRUTH
 
 def render_gaussians(means, scales, opacities, colors, camera: Camera) -> tuple[np.ndarray, np.ndarray]:
     """([H, W, 3] on black, [H, W] alpha) of Gaussians seen by ``camera``."""
-    out = rasterize(means, scales, opacities, colors, torch.as_tensor(camera.viewmat, dtype=torch.float32)[None],
-                    torch.as_tensor(camera.K, dtype=torch.float32)[None], camera.width, camera.height,
-                    antialiased=True)
+    out = rasterize_cameras([camera], means, scales, opacities, colors, antialiased=True)
     return out.features[0].clamp(0, 1).numpy(), out.alpha[0, ..., 0].clamp(0, 1).numpy()
 
 
@@ -117,7 +115,7 @@ def avatar_model(name: str, avatar: Avatar, params: dict, camera: Camera) -> Mod
 def surface_model(subject: Subject, model, level: int, surface: PhotoSurface, camera: Camera) -> Model:
     renderer = BodyRenderer(model, level)
     with torch.no_grad():
-        posed = model.forward(**{k: torch.as_tensor(v)[None] for k, v in subject.smplx.items()}).vertices[0]
+        posed = model.forward(**smplx_tensors(subject.smplx)).vertices[0]
         points = renderer.surface(posed, torch.as_tensor(surface.displacement))
         scales = renderer.scales(points)
     colors = torch.as_tensor(surface.colors)
@@ -297,7 +295,7 @@ def main() -> None:
     manifest = json.loads((workspace / TRAINING_DIR / "manifest.json").read_text())
     surface = TrainingSet(workspace).photo_surface()
     camera = subject.camera
-    photo_params = {k: torch.as_tensor(v)[None] for k, v in subject.smplx.items()}
+    photo_params = smplx_tensors(subject.smplx)
 
     settings = TrainSettings.from_preset(args.preset, iterations=args.iterations, checkpoint_every=0, preview_every=0)
     (workspace / "avatar" / "checkpoint.safetensors").unlink(missing_ok=True)

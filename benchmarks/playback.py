@@ -41,7 +41,7 @@ from persona_studio.avatar.avatar import Avatar, AvatarConfig
 from persona_studio.body.model import load_body_model
 from persona_studio.body.motion import Motion, preset_motion_paths, read_motion
 from persona_studio.body.skeleton import PARENTS
-from persona_studio.viewer.display import virtual_display
+from support.virtual_display import virtual_display
 from persona_studio.viewer.orbit import OrbitCamera
 
 

@@ -30,10 +30,9 @@ from PIL import Image
 from persona_studio.body.model import load_body_model
 from persona_studio.body.motion import preset_motion_paths, read_motion
 from persona_studio.capture.pipeline import fit_photo
-from persona_studio.export.video import motion_params
 from persona_studio.generate.stage import GenerateOptions, generate_training_set
 from persona_studio.render.camera import Camera
-from persona_studio.render.rasterize import rasterize
+from persona_studio.render.rasterize import rasterize_cameras
 from persona_studio.train.trainer import Trainer, TrainSettings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -57,10 +56,8 @@ def _view(trainer: Trainer, params: dict, yaw_deg: float, size: int = 512) -> np
         yaw = np.radians(yaw_deg)
         eye = centre + 2.6 * extent * np.array([np.sin(yaw), 0.0, np.cos(yaw)])
         cam = Camera.look_at(eye, centre, fov_y_deg=25.0, width=size, height=size)
-        out = rasterize(means, posed.scales, posed.opacities, posed.colors,
-                        torch.as_tensor(cam.viewmat, dtype=torch.float32)[None],
-                        torch.as_tensor(cam.K, dtype=torch.float32)[None], size, size,
-                        background=torch.ones(3), antialiased=True)
+        out = rasterize_cameras([cam], means, posed.scales, posed.opacities, posed.colors,
+                                background=torch.ones(3), antialiased=True)
     return (out.features[0].clamp(0, 1).numpy() * 255 + 0.5).astype(np.uint8)
 
 
@@ -73,7 +70,7 @@ def save_renders(trainer: Trainer, folder: Path) -> None:
     for name, yaw in (("front", 0.0), ("side", 90.0), ("back", 180.0)):
         Image.fromarray(_view(trainer, params, yaw)).save(folder / f"{name}.png")
     dance = read_motion(preset_motion_paths()["dance"])
-    novel = motion_params(dance, 10, slice(dance.num_frames // 3, dance.num_frames // 3 + 1))
+    novel = dance.pose_kwargs(slice(dance.num_frames // 3, dance.num_frames // 3 + 1))
     novel["transl"] = torch.zeros_like(novel["transl"])
     Image.fromarray(np.concatenate([_view(trainer, novel, yaw) for yaw in (0.0, 45.0)], 1)).save(folder / "novel_pose.png")
     print(f"renders written to {folder}")

@@ -28,7 +28,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from persona_studio.viewer.display import virtual_display
+from support.virtual_display import virtual_display
 from persona_studio.viewer.orbit import OrbitCamera
 from persona_studio.viewer.renderer import RenderOptions, SplatRenderer
 

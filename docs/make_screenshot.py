@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import argparse
 import math
+import sys
 import time
 from pathlib import Path
 
 import dearpygui.dearpygui as dpg
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # support/
+
 from persona_studio.app.viewport import ORBIT_RADIANS_PER_PIXEL
 from persona_studio.app.window import App
-from persona_studio.viewer.display import virtual_display
+from support.virtual_display import virtual_display
 
 
 def run_until(app: App, condition, timeout: float, what: str) -> None:

@@ -71,14 +71,17 @@ def atomic_folder(target: str | os.PathLike) -> Iterator[Path]:
 
 
 def write_bytes_atomic(target: str | os.PathLike, data: bytes) -> Path:
+    """Write ``data`` to ``target`` through :func:`atomic_path`; returns the target."""
     with atomic_path(target) as tmp:
         tmp.write_bytes(data)
     return Path(target)
 
 
 def write_text_atomic(target: str | os.PathLike, text: str) -> Path:
+    """Write ``text`` as UTF-8 to ``target`` atomically."""
     return write_bytes_atomic(target, text.encode("utf-8"))
 
 
 def write_json_atomic(target: str | os.PathLike, obj: Any, indent: int = 2) -> Path:
+    """Write ``obj`` as indented JSON (with a final newline) to ``target`` atomically."""
     return write_text_atomic(target, json.dumps(obj, indent=indent) + "\n")

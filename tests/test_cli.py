@@ -59,3 +59,9 @@ def test_bad_motion_file_gives_one_clear_line(tmp_path):
     result = cli("motion", "info", str(bad))
     assert result.returncode == 1
     assert "something" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_bench_finds_the_benchmarks_beside_the_package():
+    result = cli("bench", "no_such_benchmark")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "novel_views" in result.stderr and "train_preview" in result.stderr, result.stderr

@@ -21,10 +21,9 @@ from persona_studio.avatar.bundle import load_avatar, save_avatar
 from persona_studio.body.motion import Motion, preset_motion_paths, read_motion, write_motion
 from persona_studio.workspace.subject import Subject
 from persona_studio.export import ExportError
-from persona_studio.export.commands import add_export_parser
+from persona_studio.cli.export import add_export_parser
 from persona_studio.export.mesh import export_mesh
 from persona_studio.export.ply import export_ply, export_ply_sequence
-from persona_studio.export.video import motion_params
 from persona_studio.export.workspace_bundle import (WorkspaceBundleError, export_workspace_bundle,
                                                     import_workspace_bundle)
 from persona_studio.render.camera import Camera
@@ -60,7 +59,7 @@ def motion():
 def posed_means(avatar, motion, frames=slice(None)) -> np.ndarray:
     """[B, N, 3] through the avatar's own (slow, differentiable) path, independent of the export's."""
     with torch.no_grad():
-        return avatar.pose(motion_params(motion, 10, frames)).means.numpy()
+        return avatar.pose(motion.pose_kwargs(frames)).means.numpy()
 
 
 def read_gaussians(path) -> dict[str, np.ndarray]:
@@ -215,7 +214,7 @@ def make_workspace(folder, avatar) -> Subject:
 def render_front(avatar, motion) -> torch.Tensor:
     cam = Camera.look_at((0, 0.3, 3.0), (0, 0.3, 0), width=48, height=64)
     with torch.no_grad():
-        posed = avatar.pose(motion_params(motion, 10, slice(0, 1)), fast=True)
+        posed = avatar.pose(motion.pose_kwargs(slice(0, 1)), fast=True)
         return rasterize(posed.means[0], posed.scales, posed.opacities, posed.colors,
                          torch.tensor(cam.viewmat, dtype=torch.float32)[None],
                          torch.tensor(cam.K, dtype=torch.float32)[None], 48, 64).features[0]
@@ -231,8 +230,8 @@ def test_workspace_bundle_opens_elsewhere_identically(avatar, motion, tmp_path):
     workspace = import_workspace_bundle(bundle, tmp_path / "elsewhere" / "ws")
     loaded, _ = load_avatar(workspace / "avatar" / "bundle")
     with torch.no_grad():
-        a = avatar.pose(motion_params(motion, 10), fast=True)
-        b = loaded.pose(motion_params(motion, 10), fast=True)
+        a = avatar.pose(motion.pose_kwargs(), fast=True)
+        b = loaded.pose(motion.pose_kwargs(), fast=True)
     assert torch.equal(a.means, b.means) and torch.equal(a.colors, b.colors) and torch.equal(a.scales, b.scales)
     image = render_front(loaded, motion)
     assert image.std() > 0.05  # the body is in view

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import subprocess
 import sys
 
@@ -10,8 +11,13 @@ import pytest
 import torch
 
 from persona_studio.capture.detect import MediaPipeDetector
-from persona_studio.capture.fit import CAMERA_R, joint_limit_penalty, project
+from persona_studio.body import landmarks
+from persona_studio.body.skeleton import JOINT_INDEX as J
+from persona_studio.capture.fit import (CAMERA_R, FitSettings, depth_slopes, fit_smplx, focal_from_fov,
+                                        joint_limit_penalty, project)
 from persona_studio.capture.pipeline import fit_photo
+from persona_studio.render.camera import Camera
+from persona_studio.render.mesh import mesh_silhouette
 from persona_studio.workspace.subject import Subject, WorkspaceError
 
 from conftest import shared_path
@@ -113,3 +119,52 @@ def test_fit_cli_refuses_a_bad_photo(tmp_path):
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert not (tmp_path / "ws" / "subject").exists()
+
+
+def test_depth_slopes_measure_tilt_towards_the_camera():
+    points = torch.tensor([[0.0, 0.0, 0.0], [0.0, 0.0, 2.0], [3.0, 0.0, 0.0], [0.0, 1.0, -1.0]])
+    start = torch.tensor([[1.0, 0, 0, 0], [1.0, 0, 0, 0], [1.0, 0, 0, 0]])
+    end = torch.tensor([[0, 1.0, 0, 0], [0, 0, 1.0, 0], [0, 0, 0, 1.0]])
+    np.testing.assert_allclose(depth_slopes(points, start, end).numpy(), [1.0, 0.0, -math.sqrt(0.5)], atol=1e-6)
+
+
+def test_detector_depth_settles_a_stride_one_view_leaves_open(open_body_model):
+    """A striding body seen from afar (no perspective): its 2D keypoints cannot tell which leg is
+    forward; the detector's depth estimate of the same landmarks can, and the fit follows it."""
+    model = open_body_model
+    pose = torch.zeros(1, 63)
+    pose.view(21, 3)[J["left_hip"] - 1, 0] = -0.5  # left thigh forward, towards the camera
+    pose.view(21, 3)[J["right_hip"] - 1, 0] = 0.3  # right thigh back
+    pose.view(21, 3)[J["left_shoulder"] - 1, 2] = -1.2
+    pose.view(21, 3)[J["right_shoulder"] - 1, 2] = 1.2
+    with torch.no_grad():
+        out = model.forward(body_pose=pose)
+    joints, vertices = out.joints[0].numpy(), out.vertices[0].numpy()
+    width = height = 384
+    focal = focal_from_fov(width, height) * 10
+    camera = Camera(CAMERA_R, np.array([0.0, 0.3, 32.0]), focal, focal, width / 2, height / 2, width, height)
+    body = np.zeros((33, 3), np.float32)
+    depth = np.zeros((33, 3), np.float32)
+    for landmark, (joint, _) in landmarks.POSE_TO_JOINT.items():
+        body[landmark] = (*camera.project(joints[joint])[:2], 1.0)
+        depth[landmark] = joints[joint] * CAMERA_R.diagonal()  # metres, camera axes
+    mask = mesh_silhouette(vertices, model.faces, camera).astype(np.float32)
+    ys = np.nonzero(mask.any(1))[0]
+    hands, face = np.zeros((21, 3), np.float32), np.zeros((478, 3), np.float32)
+    settings = FitSettings()
+
+    def leg_slopes(body_depth):
+        result = fit_smplx((width, height), body, hands, hands, face, mask, float(ys[-1] - ys[0]), model,
+                           settings, body_depth=body_depth)
+        fitted = model.forward(**{k: torch.as_tensor(v)[None] for k, v in result.params.items()}).joints[0]
+        points = fitted[torch.as_tensor(landmarks.pose_landmark_joints()).clamp_min(0)] * torch.tensor([1.0, -1.0, -1.0])
+        start, end, _ = (torch.as_tensor(a) for a in landmarks.depth_segments(body))
+        legs = [5, 7]  # left hip -> knee, right hip -> knee
+        return depth_slopes(points.detach(), start, end)[legs]
+
+    truth = depth_slopes(torch.as_tensor(depth), *(torch.as_tensor(a) for a in landmarks.depth_segments(body)[:2]))[[5, 7]]
+    assert truth[0] < -0.4 and truth[1] > 0.25  # the scene really strides
+    with_depth = leg_slopes(depth)
+    without = leg_slopes(None)
+    assert (with_depth - truth).abs().max() < 0.15, (with_depth, truth)
+    assert (without - truth).abs().max() > 0.25, (without, truth)

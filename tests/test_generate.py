@@ -16,6 +16,7 @@ from scipy.ndimage import binary_dilation
 
 from persona_studio.body.parts import PART_NAMES
 from persona_studio.render.mesh import mesh_silhouette
+from persona_studio.capture.detect import segment_person
 from persona_studio.capture.pipeline import fit_photo
 from persona_studio.render.body import BodyRenderer
 from persona_studio.render.texture import color_from_photo
@@ -23,7 +24,7 @@ from persona_studio.generate.skeleton_video import openpose_points
 from persona_studio.workspace.subject import Subject
 from persona_studio.generate.reposer import FIT_SIZE, photo_targets
 from persona_studio.generate.stage import GenerateError, GenerateOptions, generate_training_set
-from persona_studio.generate.training_set import SURFACE_FILE, PhotoSurface, TrainingSet
+from persona_studio.workspace.training_set import SURFACE_FILE, PhotoSurface, TrainingSet
 
 from conftest import shared_path
 
@@ -112,7 +113,7 @@ def test_the_back_of_the_head_is_not_a_mirrored_face(workspace, open_body_model)
     photo = renderer.render(posed, paint, subject.camera)
     colors = color_from_photo(renderer, (photo.rgb * 255).astype(np.uint8), photo.mask, subject.camera, subject.smplx)
     back = head & (rest[:, 2] < centre_z - 0.04)
-    assert colors[face, 0].mean() > 0.6  # the face is seen, and red
+    assert colors[face, 0].mean() > 0.5  # most of the face is seen squarely, and red (its rim is inferred)
     assert colors[back, 0].mean() < 0.2, colors[back].mean(0)  # the back of the head is not
 
 
@@ -153,7 +154,8 @@ def test_import_rejects_a_mismatched_frame_count(workspace, tmp_path):
     before = json.loads((workspace / "training_set" / "manifest.json").read_text())
     with pytest.raises(GenerateError, match="has 3 frames but the kit has"):
         generate_training_set(workspace, GenerateOptions(generator="import", frames_from=frames,
-                                                         motions=["wave", "kicks"], frames=8, size=SIZE))
+                                                         motions=["wave", "kicks"], frames=8, size=SIZE),
+                              segment=segment_person)
     after = json.loads((workspace / "training_set" / "manifest.json").read_text())
     assert before == after  # the failed import left the training set as it was
 
@@ -169,7 +171,7 @@ def test_import_reads_frames_made_from_the_kit(workspace, tmp_path):
 
     shutil.copytree(workspace / "subject", other / "subject")
     generate_training_set(other, GenerateOptions(generator="import", frames_from=made, motions=["wave", "kicks"],
-                                                 frames=8, size=SIZE))
+                                                 frames=8, size=SIZE), segment=segment_person)
     imported = TrainingSet(other)
     assert imported.manifest["generator"] == "import" and len(imported) == len(ts)
     assert imported.load(2).mask.max() > 0.5  # segmented from the imported frame

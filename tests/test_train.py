@@ -1,4 +1,5 @@
-"""The trainer on a real (tiny) training set: steps reduce the losses, live controls, resume, seams."""
+"""The trainer on a real (tiny) training set: steps reduce the losses, live controls, snapshots a
+watcher can pose while it runs, resume, seams."""
 
 from __future__ import annotations
 
@@ -102,6 +103,82 @@ def test_pause_resume_stop_and_live_weights(workspace, open_body_model):
     assert {"progress", "paused", "resumed", "stopped"} <= kinds
 
 
+def parameter_digest(tensors: dict[str, torch.Tensor], names: list[str]) -> str:
+    """SHA-1 of the named tensors' bytes, in the order of ``names``."""
+    import hashlib
+
+    digest = hashlib.sha1()
+    for name in names:
+        digest.update(tensors[name].detach().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def test_a_watcher_sees_whole_steps_of_a_running_trainer(workspace, open_body_model):
+    """The live view's path while the trainer runs on its thread: a poller keeps taking snapshots and
+    posing them. Each must be the avatar of exactly one step (its parameters' bytes those the training
+    thread had after that step, never a mix of two) and pose to finite Gaussians."""
+    import threading
+
+    from persona_studio.app.posers import AvatarPoser
+    from persona_studio.body.model import smplx_tensors
+    from persona_studio.train.snapshot import avatar_from_snapshot
+    from persona_studio.workspace.subject import Subject
+
+    steps = 36
+    after_step: dict[int, str] = {}  # step -> digest of the live avatar, taken on the training thread
+
+    def on_event(event: dict) -> None:
+        if event["type"] == "progress":  # between steps, on the training thread: nothing mid-update
+            after_step[event["step"]] = parameter_digest(dict(trainer.avatar.named_parameters()), names)
+
+    trainer = Trainer(workspace, tiny(iterations=steps), on_event=on_event, model=open_body_model)
+    trainer.checkpoint_path.unlink(missing_ok=True)
+    trainer.prepare()
+    # A slow update, as a big avatar's on a CPU: Adam has moved the parameters, the colours are not
+    # clamped yet and the step not counted. A watcher copying the live avatar would see this state.
+    trainer.optimiser.register_step_post_hook(lambda optimiser, args, kwargs: time.sleep(0.03))
+    names = sorted(name for name, _ in trainer.avatar.named_parameters())
+    params = smplx_tensors(Subject.load(workspace).smplx)
+    taken: list[tuple[int, str, str]] = []  # (step, snapshot digest, posed avatar digest)
+    failures: list[BaseException] = []
+
+    def watch() -> None:
+        avatar, previous = None, None
+        try:
+            while True:
+                running = trainer.running  # once it has ended, one last look: the final snapshot
+                snapshot = trainer.snapshot()
+                if snapshot is not None and snapshot is not previous:  # every one handed out, not one a step
+                    avatar = avatar_from_snapshot(snapshot, into=avatar)
+                    poser = AvatarPoser(avatar)
+                    posed = poser.pose(params)
+                    arrays = poser.arrays()
+                    assert np.isfinite(posed.means).all() and np.isfinite(posed.normals).all()
+                    assert all(np.isfinite(v).all() for v in arrays.values())
+                    taken.append((snapshot.step, parameter_digest(snapshot.state, names),
+                                  parameter_digest(dict(poser.avatar.named_parameters()), names)))
+                    previous = snapshot
+                if not running:
+                    return
+                time.sleep(0.002)
+        except BaseException as exc:  # noqa: BLE001 - failed in the main thread below
+            failures.append(exc)
+
+    trainer.start()
+    watcher = threading.Thread(target=watch, name="watcher")
+    watcher.start()
+    trainer.join(300)
+    watcher.join(60)
+    assert not trainer.running and trainer.error is None and not failures, failures
+    assert trainer.step == steps and sorted(after_step) == list(range(1, steps + 1))
+    seen = [step for step, _, _ in taken]
+    assert seen == sorted(seen) and len(set(seen)) >= 10, seen  # in order, of many steps
+    for step, snapshot_digest, posed_digest in taken:
+        assert snapshot_digest == after_step[step] == posed_digest, step
+    last = trainer.snapshot()
+    assert last.step == steps and parameter_digest(last.state, names) == after_step[steps]  # where it ended
+
+
 def test_a_killed_run_resumes_from_its_last_checkpoint(workspace, open_body_model):
     import shutil
 
@@ -196,12 +273,12 @@ def test_train_and_animate_cli(workspace, tmp_path):
 def test_presets_set_loss_weights_and_refuse_unknown_ones(tmp_path, monkeypatch):
     import json
 
-    from persona_studio.train import trainer as trainer_module
+    from persona_studio.train import settings as settings_module
 
     assert TrainSettings.from_preset("preview").weights.seam == 1.0  # the photo keeps its weight in seams
     assert TrainSettings.from_preset("quality").weights.seam == 0.1  # the paper's
     (tmp_path / "odd.json").write_text(json.dumps({"iterations": 5, "weights": {"sean": 0.5}}))
-    monkeypatch.setattr(trainer_module, "PRESETS_DIR", tmp_path)
+    monkeypatch.setattr(settings_module, "PRESETS_DIR", tmp_path)
     with pytest.raises(ValueError, match=r"unknown loss weights \['sean'\]"):
         TrainSettings.from_preset("odd")
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import dearpygui.dearpygui as dpg
 
+from persona_studio.app.jobs import worker_threads
 from persona_studio.app.playback import PlaybackClock, PoseCache, PoseCacheStore
 
 WRAP = 410
@@ -22,6 +23,8 @@ CACHE_TEXT_REFRESH_S = 0.2
 
 
 class AnimationPanel:
+    """Animate tab and timeline: loads a motion, owns its playback clock and pose cache, moves the viewport's
+    Gaussians and camera each GUI frame."""
     def __init__(self, app):
         self.app = app
         self.motion = None
@@ -39,6 +42,7 @@ class AnimationPanel:
 
     # -- layout -----------------------------------------------------------------------------------
     def build(self) -> None:
+        """Animate tab: preset list, file/folder buttons, cache progress, camera mode, speed and loop."""
         from persona_studio.body.motion import preset_motion_paths
 
         self.presets = preset_motion_paths()
@@ -63,6 +67,7 @@ class AnimationPanel:
         dpg.bind_item_handler_registry("anim_presets", "anim_presets_handlers")
 
     def build_timeline(self) -> None:
+        """Timeline row: home/step/play/end buttons, the frame slider and the frame counter."""
         with dpg.group(horizontal=True):
             dpg.add_button(label="|<", tag="tl_home", callback=lambda: self.seek(0))
             dpg.add_button(label="<", tag="tl_back", callback=lambda: self.step(-1))
@@ -85,6 +90,7 @@ class AnimationPanel:
         key = str(Path(path).resolve())
 
         def done(motion) -> None:
+            """Make the motion read on the worker the current one (paused at frame 0)."""
             self.set_motion(motion, key, Path(path).stem if Path(path).suffix else Path(path).name)
 
         self.app.status(f"reading the motion {path}")
@@ -92,6 +98,8 @@ class AnimationPanel:
                                lambda message: self.app.show_error("Motion", message))
 
     def set_motion(self, motion, key: str, name: str) -> None:
+        """Make ``motion`` current (a new clock at frame 0) and start posing its frames under ``key`` (its
+        cache key)."""
         self.motion, self.motion_key, self.motion_name = motion, key, name
         self.clock = PlaybackClock(motion.num_frames, motion.fps, speed=float(dpg.get_value("anim_speed")),
                                    loop=bool(dpg.get_value("anim_loop")))
@@ -133,8 +141,6 @@ class AnimationPanel:
             return
         cache = self.store.get(poser, self.motion_key)
         if cache is None:
-            from persona_studio.app.window import worker_threads
-
             cache = PoseCache(poser, motion, motion.smplx_kwargs, threads=worker_threads())
             self.store.add(poser, self.motion_key, cache)
             cache.set_playhead(self.clock.frame(time.perf_counter()) if self.clock else 0)
@@ -149,11 +155,13 @@ class AnimationPanel:
         return True
 
     def toggle_play(self) -> None:
+        """Play/Pause button and key."""
         if self._need_motion():
             self.clock.toggle(time.perf_counter())
             dpg.configure_item("tl_play", label="Pause" if self.clock.playing else "Play")
 
     def step(self, delta: int) -> None:
+        """Pause and move ``delta`` frames (wrapping round the motion)."""
         if self._need_motion():
             now = time.perf_counter()
             self.clock.pause(now)
@@ -167,18 +175,23 @@ class AnimationPanel:
             self.clock.seek(target, time.perf_counter())
 
     def set_speed(self, speed: float) -> None:
+        """Speed slider callback."""
         if self.clock is not None:
             self.clock.set_speed(float(speed), time.perf_counter())
 
     def set_loop(self, loop: bool) -> None:
+        """Loop checkbox callback."""
         if self.clock is not None:
             self.clock.loop = bool(loop)
 
     def shutdown(self) -> None:
+        """Stop every pose-cache worker and wait for them."""
         self.store.stop_all()
 
     # -- per GUI frame ------------------------------------------------------------------------------
     def update(self) -> None:
+        """Show the frame due on the clock if it is posed (and move the camera with it); a due frame not
+        posed yet is skipped, counted as dropped while playing."""
         clock, cache = self.clock, self.cache
         if clock is None or cache is None:
             self.app.viewport.set_playing(False)

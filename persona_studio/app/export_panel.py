@@ -9,17 +9,21 @@ from pathlib import Path
 
 import dearpygui.dearpygui as dpg
 
-from persona_studio.app.jobs import StageJob, format_eta
+from persona_studio.app.jobs import StageJob, format_eta, worker_threads
+from persona_studio.workspace.folders import bundle_folder, exports_folder
 
 WRAP = 410
 
 
 class ExportPanel:
+    """Export tab: video, PLY, PLY sequence, mesh and workspace-bundle exports of the trained avatar, one job
+    at a time."""
     def __init__(self, app):
         self.app = app
         self.job: StageJob | None = None
 
     def build(self) -> None:
+        """Export tab: target folder, pose choice, video settings, export buttons, progress and cancel."""
         from persona_studio.export.video import CAMERA_MODES
 
         dpg.add_text("", tag="export_source", wrap=WRAP)
@@ -54,6 +58,7 @@ class ExportPanel:
         self.refresh()
 
     def refresh(self) -> None:
+        """Say which trained avatar the exports use, or why there is none."""
         from persona_studio.app import workspace as ws
 
         folder = self.app.workspace
@@ -68,7 +73,7 @@ class ExportPanel:
     # -- helpers ------------------------------------------------------------------------------------
     def _folder(self) -> Path:
         custom = dpg.get_value("export_folder").strip()
-        return Path(custom).expanduser() if custom else self.app.workspace / "exports"
+        return Path(custom).expanduser() if custom else exports_folder(self.app.workspace)
 
     def _pose(self):
         """(motion, frame) for the chosen pose: the animation panel's shown frame, or canonical (None, 0)."""
@@ -86,7 +91,6 @@ class ExportPanel:
     def _start(self, what: str, work) -> None:
         """Run ``work(avatar, progress, cancelled) -> path`` with the workspace's trained avatar."""
         from persona_studio.app import workspace as ws
-        from persona_studio.app.window import worker_threads
 
         app = self.app
         if app.workspace is None or not ws.WorkspaceStages.of(app.workspace).trained:
@@ -95,19 +99,22 @@ class ExportPanel:
         if self.job is not None and self.job.running:
             app.show_error("Export", "an export is running: wait for it or cancel it")
             return
-        bundle = app.workspace / "avatar" / "bundle"
+        bundle = bundle_folder(app.workspace)
 
         def run(progress, cancelled):
+            """Load the trained avatar on the worker and run the export with it."""
             from persona_studio.avatar.bundle import load_avatar
 
             avatar, _ = load_avatar(bundle)
             return work(avatar, progress, cancelled)
 
         def progress(fraction: float, message: str, eta) -> None:
+            """Show the export's progress and ETA."""
             dpg.set_value("export_progress", fraction)
             dpg.configure_item("export_progress", overlay=f"{what}: {message}  {format_eta(eta)}")
 
         def done(path) -> None:
+            """Show the written path and its size (a folder's summed)."""
             dpg.configure_item("export_cancel", enabled=False)
             dpg.set_value("export_progress", 1.0)
             dpg.configure_item("export_progress", overlay=f"{what}: done")
@@ -116,6 +123,7 @@ class ExportPanel:
             app.status(f"exported {path}")
 
         def error(message: str, cancelled: bool) -> None:
+            """Show a failure (or a cancel, quietly in the status line)."""
             dpg.configure_item("export_cancel", enabled=False)
             dpg.configure_item("export_progress", overlay=f"{what}: {'cancelled' if cancelled else 'failed'}")
             dpg.set_value("export_result", message)
@@ -127,14 +135,17 @@ class ExportPanel:
                             threads=worker_threads()).start()
 
     def cancel(self) -> None:
+        """Cancel the running export, if any."""
         if self.job is not None:
             self.job.cancel()
 
     def shutdown(self) -> None:
+        """Cancel the running export."""
         self.cancel()
 
     # -- exports ------------------------------------------------------------------------------------
     def export_video(self) -> None:
+        """MP4 of the avatar performing the loaded motion, with the chosen size, fps and camera."""
         from persona_studio.export.video import export_video
 
         motion = self.app.animation.motion
@@ -148,6 +159,7 @@ class ExportPanel:
         photo = self.app.subject.image if dpg.get_value("export_beside") and self.app.subject is not None else None
 
         def work(avatar, progress, cancelled):
+            """Write the video (its folder made first)."""
             target.parent.mkdir(parents=True, exist_ok=True)
             return export_video(avatar, motion, target, overwrite=overwrite, photo=photo, size=(width, height),
                                 fps=fps, camera=camera, progress=progress, cancelled=cancelled)
@@ -155,6 +167,7 @@ class ExportPanel:
         self._start("video", work)
 
     def export_ply(self) -> None:
+        """3DGS PLY of the avatar in the chosen pose (canonical or the shown frame)."""
         from persona_studio.export.ply import export_ply
 
         motion, frame = self._pose()
@@ -163,6 +176,7 @@ class ExportPanel:
                                                                          overwrite=overwrite))
 
     def export_ply_sequence(self) -> None:
+        """A folder with one 3DGS PLY per frame of the loaded motion."""
         from persona_studio.export.ply import export_ply_sequence
 
         motion = self.app.animation.motion
@@ -175,6 +189,7 @@ class ExportPanel:
             avatar, motion, target, overwrite=overwrite, progress=progress, cancelled=cancelled))
 
     def export_mesh(self) -> None:
+        """Posed mesh (GLB or OBJ) in the chosen pose."""
         from persona_studio.export.mesh import export_mesh
 
         motion, frame = self._pose()
@@ -184,6 +199,7 @@ class ExportPanel:
                                                                            overwrite=overwrite))
 
     def export_bundle(self) -> None:
+        """Zip of the workspace's avatar bundle and Subject."""
         from persona_studio.export.workspace_bundle import export_workspace_bundle
 
         folder = self.app.workspace

@@ -13,6 +13,11 @@ Post = Callable[[Callable[[], None]], None]
 BACKGROUND_NICENESS = 10
 
 
+def worker_threads() -> int:
+    """Torch threads for one background worker: leave a core to the GUI and the viewer."""
+    return max(1, (os.cpu_count() or 2) - 1)
+
+
 def as_background(threads: int | None) -> None:
     """Set up the calling worker thread so the GUI thread keeps the CPU it needs: at most ``threads``
     torch threads (per thread: others keep theirs) and, on Linux, a lower scheduling priority (a
@@ -44,6 +49,7 @@ def eta_seconds(fraction: float, elapsed: float) -> float | None:
 
 
 def format_eta(seconds: float | None) -> str:
+    """Remaining ``seconds`` as ``ETA 42 s``, ``ETA 3:05`` (from a minute on), or ``ETA --`` when unknown."""
     if seconds is None:
         return "ETA --"
     seconds = round(seconds)
@@ -75,17 +81,21 @@ class StageJob:
 
     @property
     def running(self) -> bool:
+        """The worker thread is still alive."""
         return self._thread.is_alive()
 
     def start(self) -> StageJob:
+        """Start the worker thread (the ETA clock starts now); returns self."""
         self._started = time.perf_counter()
         self._thread.start()
         return self
 
     def cancel(self) -> None:
+        """Ask the work to stop: its ``cancelled()`` returns True from now on."""
         self._cancel.set()
 
     def join(self, timeout: float | None = None) -> None:
+        """Wait up to ``timeout`` seconds for the worker thread to end."""
         self._thread.join(timeout)
 
     def _progress(self, fraction: float, message: str) -> None:

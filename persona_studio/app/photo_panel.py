@@ -9,6 +9,8 @@ import dearpygui.dearpygui as dpg
 import numpy as np
 from PIL import Image
 
+from persona_studio.app import workspace as ws
+
 PHOTO_BOX = (410, 520)  # largest displayed photo, pixels
 SIDE_WRAP = 410
 
@@ -32,6 +34,7 @@ def subject_images(subject, folder: Path) -> tuple[np.ndarray, np.ndarray | None
 
 
 def describe_fit(metrics: dict, notes: list[str]) -> str:
+    """The fit's figures as readable lines (known metrics labelled with their units), then its notes."""
     lines = []
     names = {"keypoint_error_pct_height": ("keypoint error", "{:.2f} % of height"),
              "keypoint_error_max_pct_height": ("worst keypoint", "{:.2f} % of height"),
@@ -48,6 +51,8 @@ def describe_fit(metrics: dict, notes: list[str]) -> str:
 
 
 class PhotoPanel:
+    """Photo tab: open a photo, sample or workspace, recent workspaces, the photo (or its fit overlay), fit
+    figures and the body model."""
     def __init__(self, app):
         self.app = app
         self._texture = None
@@ -55,6 +60,8 @@ class PhotoPanel:
         self._overlay: np.ndarray | None = None
 
     def build(self) -> None:
+        """Photo tab: open buttons, recent workspaces, overlay toggle, photo image, fit figures, body-model
+        info."""
         with dpg.group(horizontal=True):
             dpg.add_button(label="Open photo...", tag="photo_open", callback=lambda: dpg.show_item("photo_dialog"))
             dpg.add_button(label="Sample photo", tag="photo_sample", callback=self.open_sample)
@@ -77,15 +84,16 @@ class PhotoPanel:
         self.refresh_recent()
 
     def open_sample(self) -> None:
-        from persona_studio.app.window import SAMPLE_PHOTO
-
-        self.app.open_path(SAMPLE_PHOTO)
+        """Sample photo button: open the bundled sample photo."""
+        self.app.open_path(ws.SAMPLE_PHOTO)
 
     def open_recent(self, sender, folder: str) -> None:
+        """Recent-workspaces combo callback: open the chosen folder."""
         if folder:
             self.app.open_path(Path(folder))
 
     def refresh_recent(self) -> None:
+        """List the recent workspaces that still exist."""
         recent = [f for f in self.app.settings.recent_workspaces if Path(f).is_dir()]
         dpg.configure_item("recent_workspaces", items=recent)
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import dearpygui.dearpygui as dpg
 
 from persona_studio.app import workspace as ws
-from persona_studio.app.jobs import StageJob, format_eta
+from persona_studio.app.jobs import StageJob, format_eta, worker_threads
 
 WRAP = 410
 QUICK_FIT_ITERATIONS = (10, 30, 15)  # a rough fit in a few seconds (the default is (40, 120, 60))
@@ -34,6 +34,7 @@ def generator_backend(choice: str, settings) -> tuple[str, str]:
 
 
 def geometry_backend(generator: str, settings) -> str:
+    """One line saying where the ``generator``'s depth/normal targets come from (Sapiens, or why not)."""
     from persona_studio.generate.sapiens import check_sapiens
 
     if generator == "reposer":
@@ -45,6 +46,7 @@ def geometry_backend(generator: str, settings) -> str:
 
 
 def rasterizer_backend(device: str) -> str:
+    """One line saying which rasterizer training uses on ``device`` and why."""
     import torch
 
     from persona_studio.render.rasterize import auto_backend
@@ -55,6 +57,7 @@ def rasterizer_backend(device: str) -> str:
 
 
 class PipelinePanel:
+    """Pipeline tab: Fit, Generate and Train rows (progress, ETA, cancel, backend), and Run all."""
     def __init__(self, app):
         self.app = app
         self.jobs: dict[str, StageJob] = {}
@@ -62,6 +65,7 @@ class PipelinePanel:
 
     @property
     def fit_on_open(self) -> bool:
+        """The "fit as soon as a photo opens" checkbox is ticked."""
         return bool(dpg.get_value("fit_on_open"))
 
     # -- layout -----------------------------------------------------------------------------------
@@ -75,6 +79,8 @@ class PipelinePanel:
         dpg.add_text("", tag=f"{stage}_backend", wrap=WRAP, color=(150, 200, 150))
 
     def build(self) -> None:
+        """Pipeline tab: a row per stage with its settings (fit quality; generator, frames, size, level,
+        motions) and Run all."""
         from persona_studio.body.motion import preset_motion_paths
 
         dpg.add_text("1. Fit the body model to the photo", color=(200, 200, 255))
@@ -134,9 +140,11 @@ class PipelinePanel:
         dpg.set_value("stages_done", "  ".join(f"[{'x' if done else ' '}] {name}" for name, done in marks))
 
     def busy(self) -> bool:
+        """A fit or generate job is running."""
         return any(job.running for job in self.jobs.values())
 
     def cancel(self, stage: str) -> None:
+        """Cancel ``stage``'s job (train: stop the trainer) and end a Run all."""
         if stage == "train":
             self.app.training.stop()
             return
@@ -146,6 +154,7 @@ class PipelinePanel:
             self.run_all = False
 
     def shutdown(self) -> None:
+        """Cancel every stage job."""
         for job in self.jobs.values():
             job.cancel()
 
@@ -153,20 +162,22 @@ class PipelinePanel:
         if self.busy():
             self.app.show_error(stage.capitalize(), "another stage is running: wait for it or cancel it first")
             return
-        from persona_studio.app.window import worker_threads
 
         def progress(fraction: float, message: str, eta) -> None:
+            """Show the stage's fraction done, message and ETA."""
             dpg.set_value(f"{stage}_progress", fraction)
             dpg.configure_item(f"{stage}_progress", overlay=f"{fraction * 100:.0f}%")
             dpg.set_value(f"{stage}_eta", f"{message}  {format_eta(eta)}")
 
         def done(result) -> None:
+            """Finish the stage's row, then hand the result on."""
             self._finished(stage)
             progress(1.0, "done", 0.0)
             on_done(result)
             self.refresh()
 
         def error(message: str, cancelled: bool) -> None:
+            """Show the failure (a cancel only in the status line) and end a Run all."""
             self._finished(stage)
             self.run_all = False
             dpg.set_value(f"{stage}_eta", message)
@@ -186,6 +197,8 @@ class PipelinePanel:
 
     # -- stages -------------------------------------------------------------------------------------
     def start_fit(self) -> None:
+        """Fit the body model to the workspace's photo on a worker (quick or full); Run all continues with
+        Generate."""
         from persona_studio.capture.fit import FitSettings
         from persona_studio.capture.pipeline import fit_photo
 
@@ -201,6 +214,7 @@ class PipelinePanel:
         settings = FitSettings(iterations=QUICK_FIT_ITERATIONS) if dpg.get_value("fit_quality") == "quick" else None
 
         def work(progress, cancelled):
+            """Fit and save the Subject; returns it with its overlay images."""
             from persona_studio.app.photo_panel import subject_images
 
             subject, _ = fit_photo(photo, folder, model=model, settings=settings, progress=progress,
@@ -208,6 +222,8 @@ class PipelinePanel:
             return subject, subject_images(subject, folder)
 
         def done(result) -> None:
+            """Show the fit, unless another photo was opened meanwhile; warns that an existing training set is
+            stale."""
             subject, images = result
             if app.workspace != folder:  # another photo was opened meanwhile: its workspace stays
                 app.status(f"fitted {Path(photo).name} (workspace {folder})")
@@ -231,6 +247,7 @@ class PipelinePanel:
         return originals[0] if originals else None
 
     def generate_options(self):
+        """The Generate row's settings as ``GenerateOptions`` (the generator resolved from the combo)."""
         from persona_studio.generate.stage import GenerateOptions
 
         generator, _ = generator_backend(dpg.get_value("gen_generator"), self.app.settings)
@@ -242,7 +259,8 @@ class PipelinePanel:
                                frames_from=Path(frames_from) if frames_from else None)
 
     def start_generate(self) -> None:
-        from persona_studio.generate.stage import generate_training_set
+        """Write the training set on a worker from the fitted Subject; Run all continues with Train."""
+        from persona_studio.generate.stage import ModelFiles, generate_training_set
 
         app = self.app
         if app.subject is None:
@@ -252,13 +270,17 @@ class PipelinePanel:
             app.show_error("Generate", "tick at least one motion to generate frames from")
             return
         options = self.generate_options()
-        folder, model, settings = app.workspace, app.model, app.settings
+        folder, model, files = app.workspace, app.model, ModelFiles(**app.settings.model_files())
 
         def work(progress, cancelled):
-            return generate_training_set(folder, options, model=model, settings=settings, progress=progress,
-                                         cancelled=cancelled)
+            """Generate the training set; returns its folder."""
+            from persona_studio.capture.detect import segment_person
+
+            return generate_training_set(folder, options, model=model, files=files, segment=segment_person,
+                                         progress=progress, cancelled=cancelled)
 
         def done(target) -> None:
+            """Report the training set; Run all starts training if the workspace is unchanged."""
             app.status(f"training set written: {target}")
             if self.run_all and app.workspace == folder:
                 self.run_all = False

@@ -55,6 +55,7 @@ class PlaybackClock:
         return min(int(position), self.num_frames - 1)
 
     def play(self, now: float) -> None:
+        """Start the clock at ``now``; a clip that does not loop and sits on its last frame starts over."""
         if self.playing:
             return
         if not self.loop and self._origin_frame >= self.num_frames - 1:
@@ -62,9 +63,11 @@ class PlaybackClock:
         self._origin_time, self.playing = now, True
 
     def pause(self, now: float) -> None:
+        """Stop on the whole frame due at ``now``."""
         self._origin_frame, self.playing = float(int(self.position(now))), False
 
     def toggle(self, now: float) -> None:
+        """Pause if playing, else play."""
         self.pause(now) if self.playing else self.play(now)
 
     def seek(self, frame: float, now: float) -> None:
@@ -73,6 +76,8 @@ class PlaybackClock:
         self._origin_time = now
 
     def set_speed(self, speed: float, now: float) -> None:
+        """Change the playback rate at ``now`` without a jump in position; raises ValueError unless
+        positive."""
         if speed <= 0:
             raise ValueError(f"playback speed must be positive, got {speed}")
         self.seek(self.position(now), now)
@@ -111,27 +116,33 @@ class PoseCache:
 
     @property
     def nbytes(self) -> int:
+        """Bytes held by the posed means, normals and joints."""
         return self.means.nbytes + self.normals.nbytes + self.joints.nbytes
 
     @property
     def cached(self) -> int:
+        """Number of frames posed so far."""
         return int(self.ready.sum())
 
     @property
     def complete(self) -> bool:
+        """Every frame is posed."""
         return bool(self.ready.all())
 
     def start(self) -> PoseCache:
+        """Start the worker thread; returns self."""
         self._thread.start()
         return self
 
     def stop(self, timeout: float | None = None) -> None:
+        """Ask the worker to stop after its current batch; waits up to ``timeout`` when given."""
         self._stop.set()
         self._wake.set()
         if timeout is not None and self._thread.is_alive():
             self._thread.join(timeout)
 
     def join(self, timeout: float | None = None) -> None:
+        """Wait up to ``timeout`` seconds for the worker to end."""
         if self._thread.is_alive():
             self._thread.join(timeout)
 
@@ -189,19 +200,22 @@ class PoseCache:
 
 
 class PoseCacheStore:
-    """Pose caches per (poser, motion), newest first, within CACHE_BUDGET_BYTES together."""
+    """Pose caches per (poser, motion) within CACHE_BUDGET_BYTES together; the least recently used go first."""
 
     def __init__(self, budget_bytes: int = CACHE_BUDGET_BYTES):
         self.budget_bytes = budget_bytes
         self._caches: dict[tuple[object, str], PoseCache] = {}  # keyed by the poser object itself
 
     def get(self, poser, motion_key: str) -> PoseCache | None:
+        """The cache of ``poser`` and ``motion_key`` (marked most recently used), or None."""
         cache = self._caches.pop((poser, motion_key), None)
         if cache is not None:
             self._caches[(poser, motion_key)] = cache  # most recent last
         return cache
 
     def add(self, poser, motion_key: str, cache: PoseCache) -> None:
+        """Keep ``cache``; the least recently used caches are stopped and dropped while all together exceed
+        the budget (the newest always stays)."""
         self._caches[(poser, motion_key)] = cache
         while sum(c.nbytes for c in self._caches.values()) > self.budget_bytes and len(self._caches) > 1:
             oldest = next(iter(self._caches))

@@ -12,51 +12,32 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from smplx.lbs import batch_rigid_transform, batch_rodrigues
 
 from persona_studio.avatar.avatar import Avatar
 from persona_studio.body.model import BodyModel
 from persona_studio.body.parts import PART_COLORS
-from persona_studio.body.skeleton import NUM_JOINTS, PARENTS
+from persona_studio.body.skeleton import POSE_KEYS, POSE_WIDTHS
 from persona_studio.render.body import BodyRenderer, vertex_normals
 
 NEUTRAL_GREY = (0.72, 0.72, 0.75)
-POSE_KEYS = ("global_orient", "body_pose", "jaw_pose", "leye_pose", "reye_pose", "left_hand_pose",
-             "right_hand_pose")
-POSE_WIDTHS = (3, 63, 3, 3, 3, 45, 45)
 
 
 @dataclass
 class PosedFrames:
+    """A batch of posed frames, as the viewer takes them."""
     means: np.ndarray  # [B, N, 3] float32 world positions
     normals: np.ndarray  # [B, N, 3] float32 unit normals
     joints: np.ndarray  # [B, 55, 3] float32 skeleton joints
 
 
 def batch_size(params: dict[str, torch.Tensor]) -> int:
+    """The number of frames in a batch of SMPL-X parameters."""
     return int(params["body_pose"].shape[0])
-
-
-def single_pose(smplx: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
-    """One frame's SMPL-X arrays without a batch axis (a Subject's) -> [1, ...] tensors."""
-    return {k: torch.as_tensor(np.asarray(v, np.float32))[None] for k, v in smplx.items()}
 
 
 def rest_pose() -> dict[str, torch.Tensor]:
     """The body model's rest pose (T-pose, mean shape, at the origin)."""
     return {k: torch.zeros(1, n) for k, n in zip(POSE_KEYS, POSE_WIDTHS)}
-
-
-def posed_skeleton(rest_joints: torch.Tensor, params: dict[str, torch.Tensor]) -> torch.Tensor:
-    """[55, 3] rest joints + SMPL-X pose [B, ...] -> [B, 55, 3] posed joints (forward kinematics)."""
-    batch = batch_size(params)
-    full = torch.cat([params.get(k, torch.zeros(batch, n)).reshape(batch, n)
-                      for k, n in zip(POSE_KEYS, POSE_WIDTHS)], dim=1)  # [B, 165]
-    rot_mats = batch_rodrigues(full.reshape(-1, 3)).reshape(batch, NUM_JOINTS, 3, 3)
-    joints, _ = batch_rigid_transform(rot_mats, rest_joints[None].expand(batch, -1, -1), torch.tensor(PARENTS),
-                                      dtype=torch.float32)
-    transl = params.get("transl")
-    return joints if transl is None else joints + transl.reshape(batch, 1, 3)
 
 
 def mannequin_colors(normals: np.ndarray) -> np.ndarray:
@@ -89,10 +70,12 @@ class BodyPoser:
 
     @property
     def count(self) -> int:
+        """Number of Gaussians."""
         return len(self.colors)
 
     @torch.no_grad()
     def pose(self, params: dict[str, torch.Tensor]) -> PosedFrames:
+        """SMPL-X parameters [B, ...] -> the posed Gaussians, their normals and the skeleton (worker threads only)."""
         params = {k: v for k, v in params.items() if k != "betas"}
         out = self.model.forward(betas=self.betas, **params)
         dense = torch.stack([self.renderer.dense_vertices(v) for v in out.vertices])  # [B, N, 3]
@@ -107,8 +90,9 @@ class BodyPoser:
 
 
 class AvatarPoser:
-    """A trained (or training) avatar. Poses a private copy, so a trainer updating the original in
-    another thread never changes it mid-pose (the copy is taken when the poser is made)."""
+    """A trained (or training) avatar. Poses a private copy, taken when the poser is made, so the
+    original's owner may change it afterwards (the live view loads the next training snapshot into it).
+    Never make one from an avatar another thread is changing (a trainer's): copy a snapshot of it."""
 
     kind = "avatar"
 
@@ -123,15 +107,18 @@ class AvatarPoser:
 
     @property
     def count(self) -> int:
+        """Number of Gaussians."""
         return self.avatar.num_gaussians
 
     @torch.no_grad()
     def pose(self, params: dict[str, torch.Tensor]) -> PosedFrames:
+        """SMPL-X parameters [B, ...] -> the posed Gaussians, their normals and the skeleton (worker threads only)."""
         posed = self.avatar.pose(params, fast=True)
         return PosedFrames(posed.means.numpy(), vertex_normals(posed.means, self.faces).numpy(),
-                           posed_skeleton(self.avatar.rest_joints, params).numpy())
+                           posed.joints.numpy())
 
     def arrays(self) -> dict[str, np.ndarray]:
+        """The arrays that do not change with the pose (for ``RenderThread.set_gaussians``)."""
         a = self.avatar
         with torch.no_grad():
             return {"scales": a.scales.numpy(), "colors": a.colors.clamp(0, 1).numpy(),

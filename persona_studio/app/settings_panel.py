@@ -42,10 +42,12 @@ def backend_report(settings) -> str:
 
 
 class SettingsPanel:
+    """Settings tab: the user's model-file paths and device, saved per user, and the backend report."""
     def __init__(self, app):
         self.app = app
 
     def build(self) -> None:
+        """Settings tab: a path field and file dialog per model file, the device, Save, and the report."""
         settings = self.app.settings
         for key, label, folder in PATHS:
             dpg.add_text(label)
@@ -68,11 +70,12 @@ class SettingsPanel:
 
     @staticmethod
     def _settings_file() -> Path:
-        from persona_studio.settings import config_dir
+        from persona_studio.paths import config_dir
 
         return config_dir() / "settings.json"
 
     def save(self) -> None:
+        """Save the edited settings (an unwritable folder is reported) and refresh what depends on them."""
         values = {key: dpg.get_value(f"settings_{key}").strip() for key, _, _ in PATHS}
         settings = replace(self.app.settings, device=dpg.get_value("settings_device"), **values)
         try:
@@ -87,4 +90,5 @@ class SettingsPanel:
         self.app.status(f"settings saved to {self._settings_file()}")
 
     def show_report(self) -> None:
+        """Show whether each optional backend can run with the current settings."""
         dpg.set_value("settings_report", backend_report(self.app.settings))

@@ -3,8 +3,10 @@ learning-rate scale, a live loss plot (log scale), step and ETA, the trainer's p
 live avatar in the viewport.
 
 The trainer runs on its own thread with fewer torch threads than cores (``threads``), so the GUI and
-the viewer keep a core; the GUI never waits on it. A poller thread copies the training avatar every
-few seconds (``AvatarPoser`` deep-copies it) and poses the copy for the viewport.
+the viewer keep a core; the GUI never waits on it. A poller thread takes the trainer's latest avatar
+snapshot every few seconds (``Trainer.snapshot``: whole steps only, the live avatar never touched) and
+poses it for the viewport. Only the GUI thread calls DearPyGui: the threads hand their results over
+through ``app.post`` and read no widget (the refresh interval reaches the poller as a plain attribute).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from dataclasses import replace
 import dearpygui.dearpygui as dpg
 import numpy as np
 
-from persona_studio.app.jobs import as_background, format_eta, user_message
+from persona_studio.app.jobs import as_background, format_eta, user_message, worker_threads
 
 WRAP = 410
 LOSS_TERMS = ("total", "image", "mask", "depth", "normal", "parts", "seam", "hand_mask", "laplacian", "colour_prior")
@@ -26,29 +28,35 @@ OVERRIDES = (("iterations", "iterations", 1), ("resolution", "resolution (px)", 
              ("template_level", "template level", 0), ("mlp_width", "MLP width", 8),
              ("triplane_resolution", "triplane resolution", 4))
 PLOT_REFRESH_S = 0.25
+VIEW_REFRESH_S = 2.0  # the live avatar's default refresh interval
 
 
 def preset_names() -> list[str]:
-    from persona_studio.train.trainer import PRESETS_DIR
+    """The training presets shipped in ``presets/training/`` (file stems)."""
+    from persona_studio.train.settings import PRESETS_DIR
 
     return sorted(p.stem for p in PRESETS_DIR.glob("*.json"))
 
 
 def preset_description(name: str) -> str:
+    """A preset's one-line description for the panel."""
     import json
 
-    from persona_studio.train.trainer import PRESETS_DIR
+    from persona_studio.train.settings import PRESETS_DIR
 
     return json.loads((PRESETS_DIR / f"{name}.json").read_text()).get("description", "")
 
 
 class TrainingPanel:
+    """The Train tab: preset and overrides, live loss weights and sampling ratio, start/pause/stop, the
+    loss plot, previews and the live avatar in the viewport."""
     def __init__(self, app):
         self.app = app
         self.trainer = None
         self._thread: threading.Thread | None = None
         self._poller: threading.Thread | None = None
         self._poll_stop = threading.Event()
+        self._view_refresh_s = VIEW_REFRESH_S  # set on the GUI thread, read by the poller
         self.history: dict[str, list[float]] = {term: [] for term in LOSS_TERMS}
         self.steps: list[float] = []
         self._plot_dirty = False
@@ -61,12 +69,13 @@ class TrainingPanel:
 
     @property
     def active(self) -> bool:
+        """Whether a training run is going on."""
         return self._thread is not None and self._thread.is_alive()
 
     # -- layout -----------------------------------------------------------------------------------
     def build(self) -> None:
-        from persona_studio.app.window import worker_threads
-        from persona_studio.train.trainer import LossWeights
+        """Lay out the tab's widgets (GUI thread)."""
+        from persona_studio.train.settings import LossWeights
 
         names = preset_names()
         default = "preview" if "preview" in names else names[0]
@@ -97,8 +106,9 @@ class TrainingPanel:
                              max_value=1.0, width=220, callback=lambda s, v: self._live("set_photo_share", v))
         dpg.add_slider_float(label="learning-rate scale", tag="train_lr_scale", default_value=1.0, min_value=0.05,
                              max_value=4.0, width=220, callback=lambda s, v: self._live("set_lr_scale", v))
-        dpg.add_slider_float(label="3D view refresh (s)", tag="train_view_refresh", default_value=2.0,
-                             min_value=0.5, max_value=30.0, width=220)
+        dpg.add_slider_float(label="3D view refresh (s)", tag="train_view_refresh", default_value=VIEW_REFRESH_S,
+                             min_value=0.5, max_value=30.0, width=220,
+                             callback=lambda s, v: setattr(self, "_view_refresh_s", float(v)))
         with dpg.plot(label="losses", height=230, width=-1, tag="loss_plot"):
             dpg.add_plot_legend()
             dpg.add_plot_axis(dpg.mvXAxis, label="step", tag="loss_x", auto_fit=True)
@@ -113,7 +123,8 @@ class TrainingPanel:
         self.load_preset(default)
 
     def load_preset(self, name: str) -> None:
-        from persona_studio.train.trainer import TrainSettings
+        """Show preset ``name``'s step count, resolution and loss weights in the widgets."""
+        from persona_studio.train.settings import TrainSettings
 
         settings = TrainSettings.from_preset(name)
         for key, _, _ in OVERRIDES:
@@ -124,7 +135,7 @@ class TrainingPanel:
     # -- control ----------------------------------------------------------------------------------
     def settings(self):
         """TrainSettings from the preset, the overrides and the sliders (read at Start)."""
-        from persona_studio.train.trainer import TrainSettings
+        from persona_studio.train.settings import TrainSettings
 
         overrides = {key: int(dpg.get_value(f"train_{key}")) for key, _, _ in OVERRIDES}
         settings = TrainSettings.from_preset(dpg.get_value("train_preset"), **overrides)
@@ -138,6 +149,7 @@ class TrainingPanel:
         return {key: float(dpg.get_value(f"train_w_{key}")) for key, _, _ in WEIGHT_SLIDERS}
 
     def start(self) -> None:
+        """Start (or resume from the checkpoint) training the workspace's avatar on its own thread."""
         from persona_studio.app import workspace as ws
         from persona_studio.train.trainer import Trainer
 
@@ -167,6 +179,7 @@ class TrainingPanel:
         threads = int(dpg.get_value("train_threads"))
 
         def run() -> None:
+            """The training thread: trains, and posts a failure back to the GUI thread instead of raising."""
             as_background(threads)  # the GUI and the viewer keep a core
             try:
                 trainer.run()
@@ -184,29 +197,35 @@ class TrainingPanel:
         app.status("training started")
 
     def pause(self) -> None:
+        """Pause the run after the current step."""
         if self.trainer is not None and self.active:
             self.trainer.pause()
 
     def resume(self) -> None:
+        """Continue a paused run."""
         if self.trainer is not None and self.active:
             self.trainer.resume()
 
     def stop(self) -> None:
+        """Stop after the current step (the trainer saves its checkpoint and bundle)."""
         if self.trainer is not None and self.active:
             self.trainer.stop()
             dpg.set_value("train_state", "stopping after the current step")
 
     def join(self, timeout: float | None = None) -> None:
+        """Wait for the training thread to end."""
         if self._thread is not None:
             self._thread.join(timeout)
 
     def shutdown(self) -> None:
+        """Stop the live view and the run, waiting for the checkpoint (the app is closing)."""
         self._poll_stop.set()
         if self.trainer is not None and self.active:
             self.trainer.stop()
             self.join(30)
 
     def reset_history(self) -> None:
+        """Forget the plotted losses (a new run)."""
         self.history = {term: [] for term in LOSS_TERMS}
         self.steps = []
         self._plot_dirty = True
@@ -228,41 +247,53 @@ class TrainingPanel:
 
     # -- live avatar --------------------------------------------------------------------------------
     def _start_poller(self, trainer) -> None:
-        """Every few seconds, pose a copy of the training avatar for the viewport (off the GUI thread)."""
-        from persona_studio.app.posers import AvatarPoser, single_pose
+        """Every few seconds, pose the trainer's latest snapshot for the viewport (off the GUI thread)."""
+        from persona_studio.app.posers import AvatarPoser
+        from persona_studio.body.model import smplx_tensors
+        from persona_studio.train.snapshot import avatar_from_snapshot
 
         self._poll_stop.set()
         self._poll_stop = stop = threading.Event()
+        self._view_refresh_s = float(dpg.get_value("train_view_refresh"))
         app = self.app
-        params = single_pose(app.subject.smplx)
+        params = smplx_tensors(app.subject.smplx)
+        training = self._thread
 
         def poll() -> None:
+            """Pose each new snapshot into the poller's own avatar; end with the training thread."""
             as_background(1)
-            shown_step = -1
+            avatar, shown_step = None, -1
             while not stop.is_set():
-                avatar, step = trainer.avatar, trainer.step
-                if avatar is not None and step != shown_step:
-                    try:
-                        poser = AvatarPoser(avatar)
-                        posed = poser.pose(params)
-                    except Exception as exc:  # noqa: BLE001 - a torn read mid-step: try again next time
-                        app.post(lambda exc=exc: app.status(f"live view skipped a refresh ({exc})"))
-                    else:
-                        shown_step = step
-                        app.post(lambda poser=poser, posed=posed: self._show_live(trainer, poser, params, posed))
-                if not (self._thread is not None and self._thread.is_alive()):
+                snapshot = trainer.snapshot()
+                if snapshot is not None and snapshot.step != shown_step:
+                    avatar = avatar_from_snapshot(snapshot, into=avatar)
+                    poser = AvatarPoser(avatar)  # its own copy: the next snapshot loads into ``avatar``
+                    posed = poser.pose(params)
+                    shown_step = snapshot.step
+                    app.post(lambda poser=poser, posed=posed: self._show_live(trainer, stop, poser, params, posed))
+                if not training.is_alive():
                     return
-                stop.wait(float(dpg.get_value("train_view_refresh")) if dpg.is_dearpygui_running() else 2.0)
+                stop.wait(self._view_refresh_s)
 
-        self._poller = threading.Thread(target=poll, name="live-avatar", daemon=True)
+        def run() -> None:
+            """The poller; a failure ends the live view with a status line."""
+            try:
+                poll()
+            except Exception as exc:  # noqa: BLE001 - shown, never raised into the GUI
+                message = user_message(exc)
+                app.post(lambda: app.status(f"live view stopped: {message}"))
+
+        self._poller = threading.Thread(target=run, name="live-avatar", daemon=True)
         self._poller.start()
 
-    def _show_live(self, trainer, poser, params, posed) -> None:
-        if trainer is self.trainer:
+    def _show_live(self, trainer, stop: threading.Event, poser, params, posed) -> None:
+        """Show a posed snapshot unless its run is no longer the panel's or has ended (its bundle shows then)."""
+        if trainer is self.trainer and not stop.is_set():
             self.app.set_poser(poser, params, posed)
 
     # -- trainer events (GUI thread) ----------------------------------------------------------------
     def on_event(self, event: dict) -> None:
+        """A trainer event (progress, evaluation, preview, resumed, info, done), shown on the GUI thread."""
         kind = event["type"]
         self.last_event = event
         if kind == "progress":

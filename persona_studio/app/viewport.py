@@ -108,6 +108,7 @@ class Viewport:
         return None
 
     def stop(self) -> None:
+        """Stop the render thread, if it runs."""
         if self.render is not None:
             self.render.stop()
             self.render = None
@@ -134,12 +135,15 @@ class Viewport:
 
     # -- view controls ----------------------------------------------------------------------------
     def set_mode(self, label: str) -> None:
+        """Render-mode combo callback (``label``: a key of MODES)."""
         self._set_options(mode=RenderMode(MODES[label]))
 
     def set_skeleton(self, visible: bool) -> None:
+        """Skeleton checkbox callback."""
         self._set_options(show_skeleton=bool(visible))
 
     def set_scale(self, scale: float) -> None:
+        """Resolution combo callback (``scale``: a value of RESOLUTIONS)."""
         self.scale = scale
         self._request_view()
 
@@ -148,6 +152,7 @@ class Viewport:
         self.playing = bool(playing)
 
     def set_fast_playback(self, enabled: bool) -> None:
+        """Fast-playback checkbox: render at PLAYBACK_SCALE while a motion plays."""
         self.fast_playback = bool(enabled)
 
     @property
@@ -156,10 +161,12 @@ class Viewport:
         return min(self.scale, PLAYBACK_SCALE) if self.playing and self.fast_playback else self.scale
 
     def reset_camera(self) -> None:
+        """Back to the camera's home view."""
         self.camera.reset()
         self._request_view()
 
     def fit_to_scene(self) -> None:
+        """Frame the shown Gaussians' bounding box (front view); nothing shown, nothing done."""
         if self._bounds is None:
             return
         w, h = self.render_size if min(self.render_size) > 0 else (4, 3)
@@ -169,15 +176,18 @@ class Viewport:
         self._request_view()
 
     def orbit(self, dx: float, dy: float) -> None:
+        """Turn the camera for a mouse drag of (``dx``, ``dy``) pixels."""
         self.camera.orbit(-dx * ORBIT_RADIANS_PER_PIXEL, dy * ORBIT_RADIANS_PER_PIXEL)
         self._request_view()
 
     def pan(self, dx: float, dy: float) -> None:
+        """Slide the camera so the scene follows a drag of (``dx``, ``dy``) screen pixels."""
         scale = self.render_scale
         self.camera.pan(dx * scale, dy * scale, max(self.render_size[1], 1))
         self._request_view()
 
     def zoom(self, steps: float) -> None:
+        """Zoom by ``steps`` mouse-wheel steps (positive: closer)."""
         self.camera.zoom(ZOOM_PER_WHEEL_STEP ** steps)
         self._request_view()
 

@@ -12,7 +12,6 @@ Left/Right one frame, Home/End first/last frame, R reset the camera.
 
 from __future__ import annotations
 
-import os
 import queue
 import threading
 import time
@@ -25,23 +24,18 @@ import numpy as np
 
 from persona_studio import __version__
 from persona_studio.app import workspace as ws
-from persona_studio.app.jobs import as_background, user_message
+from persona_studio.app.jobs import as_background, user_message, worker_threads
 from persona_studio.app.viewport import Viewport
 from persona_studio.settings import Settings
+from persona_studio.workspace.folders import bundle_folder
 
 TITLE = f"PERSONA Studio {__version__}"
-SAMPLE_PHOTO = Path(__file__).resolve().parents[2] / "resources" / "sample_person.png"
 SIDE_WIDTH = 440
 STATUS_HEIGHT = 26
 TIMELINE_HEIGHT = 34
 TARGET_FPS = 60.0
 EVENT_BUDGET_S = 0.012  # GUI-thread time per frame for worker results; the rest waits a frame
 BODY_LEVEL = 1  # template level of the fitted body shown before training
-
-
-def worker_threads() -> int:
-    """Torch threads for one background worker: leave a core to the GUI and the viewer."""
-    return max(1, (os.cpu_count() or 2) - 1)
 
 
 class App:
@@ -106,6 +100,7 @@ class App:
                       on_error: Callable[[str], None] | None = None) -> threading.Thread:
         """Run ``work()`` on a worker thread; ``on_done(result)`` / ``on_error(message)`` on the GUI thread."""
         def run() -> None:
+            """Run the work in the background and post its result or failure to the GUI thread."""
             as_background(worker_threads())
             try:
                 result = work()
@@ -121,6 +116,7 @@ class App:
 
     # -- messages ---------------------------------------------------------------------------------
     def status(self, text: str) -> None:
+        """Show ``text`` in the status bar."""
         dpg.set_value("status", text)
 
     def show_error(self, title: str, message: str) -> None:
@@ -133,6 +129,8 @@ class App:
 
     # -- building ---------------------------------------------------------------------------------
     def build(self, width: int = 1440, height: int = 900) -> None:
+        """Create the context, the viewport window, the layout (side tabs, 3D view, timeline, status), dialogs
+        and key handlers."""
         dpg.create_context()
         dpg.create_viewport(title=TITLE, width=width, height=height, vsync=True)
         with dpg.window(tag="main", no_title_bar=True, no_move=True, no_resize=True, no_scrollbar=True):
@@ -172,7 +170,7 @@ class App:
                 dpg.add_menu_item(label="Open workspace...", callback=lambda: dpg.show_item("workspace_dialog"))
                 dpg.add_menu_item(label="Open motion...", callback=lambda: dpg.show_item("motion_dialog"))
                 dpg.add_menu_item(label="Import workspace bundle...", callback=lambda: dpg.show_item("bundle_dialog"))
-                dpg.add_menu_item(label="Sample photo", callback=lambda: self.open_path(SAMPLE_PHOTO))
+                dpg.add_menu_item(label="Sample photo", callback=lambda: self.open_path(ws.SAMPLE_PHOTO))
                 dpg.add_separator()
                 dpg.add_menu_item(label="Quit", callback=lambda: dpg.stop_dearpygui())
             with dpg.menu(label="View"):
@@ -185,7 +183,10 @@ class App:
 
     def _build_dialogs(self) -> None:
         def chosen(kind: str):
+            """A file-dialog callback: the chosen path loads as a motion for ``kind`` "motion", else goes
+            to ``open_path``."""
             def callback(sender, app_data) -> None:
+                """Open the chosen path, if any."""
                 path = app_data.get("file_path_name") if app_data else None
                 if path:
                     (self.animation.load_motion if kind == "motion" else self.open_path)(Path(path))
@@ -258,6 +259,7 @@ class App:
                 time.sleep(spare)
 
     def close(self) -> None:
+        """Stop every worker, the viewer's render thread, and destroy the DearPyGui context."""
         self.training.shutdown()
         self.animation.shutdown()
         self.export.shutdown()
@@ -267,12 +269,16 @@ class App:
 
     # -- body model ---------------------------------------------------------------------------------
     def load_body_model(self) -> None:
+        """Load the body model on a worker (official SMPL-X when set, else the open one); runs the waiters
+        when ready."""
         def work():
+            """Load the body model."""
             from persona_studio.body.model import load_body_model
 
-            return load_body_model(settings=self.settings)
+            return load_body_model(official_path=self.settings.official_smplx_path())
 
         def done(model) -> None:
+            """Keep the model, show its info and the rest body (no workspace yet), run the waiters."""
             self.model = model
             self.body_info = model.info.describe()
             dpg.set_value("body_info", self.body_info)
@@ -284,6 +290,7 @@ class App:
                 waiter()
 
         def failed(message: str) -> None:
+            """Show why there is no body model."""
             self.body_info = f"unavailable: {message}"
             dpg.set_value("body_info", self.body_info)
             self.show_error("Body model", message)
@@ -300,6 +307,7 @@ class App:
 
     # -- opening things -------------------------------------------------------------------------------
     def on_drop(self, paths: list[str]) -> None:
+        """Open each dropped path."""
         for path in paths:
             self.open_path(Path(path))
 
@@ -326,6 +334,7 @@ class App:
     def import_bundle(self, bundle: Path) -> None:
         """Unpack a workspace bundle (made by Export) into a new workspace and open it."""
         def work():
+            """Unpack the bundle into a new workspace folder; returns that folder."""
             from persona_studio.export.workspace_bundle import import_workspace_bundle
 
             return import_workspace_bundle(bundle, ws.new_workspace_for_bundle(bundle, self.workspaces_root))
@@ -336,6 +345,7 @@ class App:
     def open_photo(self, path: Path) -> None:
         """Check the photo, then open its workspace (an existing fit is reused) or start the fit."""
         def work():
+            """(photo, its display image, its workspace folder)."""
             from persona_studio.app.photo_panel import rgba_float
             from persona_studio.capture.intake import load_photo
 
@@ -343,6 +353,8 @@ class App:
             return photo, rgba_float(photo.image), ws.workspace_for_photo(path, self.workspaces_root)
 
         def done(result) -> None:
+            """Open the existing workspace of a photo fitted before, else show the photo and fit it if asked
+            to."""
             photo, display, folder = result
             if ws.is_workspace(folder):
                 self.status(f"{path.name} was fitted before: opening its workspace {folder}")
@@ -359,7 +371,9 @@ class App:
         self.run_in_thread("Photo", work, done, lambda message: self.show_error("Photo", message))
 
     def open_workspace(self, folder: Path) -> None:
+        """Load the workspace's Subject on a worker, then show it and its scene."""
         def work():
+            """(Subject, its overlay images)."""
             from persona_studio.app.photo_panel import subject_images
             from persona_studio.workspace.subject import Subject
 
@@ -367,6 +381,7 @@ class App:
             return subject, subject_images(subject, Path(folder))
 
         def done(result) -> None:
+            """Make the workspace current and show its photo, fit and scene."""
             subject, images = result
             self._set_workspace(Path(folder), subject)
             self.photo.show_subject(subject, Path(folder), images)
@@ -400,7 +415,8 @@ class App:
 
     def refresh_scene(self) -> None:
         """Show what the workspace has: the trained avatar, else the fitted body coloured by the photo."""
-        from persona_studio.app.posers import AvatarPoser, BodyPoser, single_pose
+        from persona_studio.app.posers import AvatarPoser, BodyPoser
+        from persona_studio.body.model import smplx_tensors
 
         if self.subject is None or self.model is None:
             return
@@ -408,10 +424,12 @@ class App:
         stages = ws.WorkspaceStages.of(folder)
 
         def make():
+            """An AvatarPoser of the trained avatar, else a BodyPoser of the fitted body coloured from the
+            photo."""
             if stages.trained:
                 from persona_studio.avatar.bundle import load_avatar
 
-                avatar, _ = load_avatar(folder / "avatar" / "bundle")
+                avatar, _ = load_avatar(bundle_folder(folder))
                 return AvatarPoser(avatar)
             from persona_studio.render.body import BodyRenderer
             from persona_studio.render.texture import color_from_photo
@@ -420,17 +438,19 @@ class App:
             colors = color_from_photo(renderer, subject.image, subject.mask, subject.camera, subject.smplx)
             return BodyPoser(model, BODY_LEVEL, subject.smplx["betas"], colors)
 
-        self._build_poser(make, single_pose(subject.smplx))
+        self._build_poser(make, smplx_tensors(subject.smplx))
 
     def _build_poser(self, make: Callable[[], object], static_params) -> None:
         self._scene_generation += 1
         generation = self._scene_generation
 
         def work():
+            """Build the poser and pose it once: (poser, posed)."""
             poser = make()
             return poser, poser.pose(static_params)
 
         def done(result) -> None:
+            """Show the poser unless a newer scene was asked for meanwhile."""
             if generation == self._scene_generation:
                 poser, posed = result
                 self.set_poser(poser, static_params, posed)
@@ -460,6 +480,7 @@ class App:
         poser, params = self.poser, self.static_params
 
         def done(posed) -> None:
+            """Move to the still pose unless the poser changed meanwhile."""
             if poser is self.poser:
                 self.viewport.move(posed.means[0], posed.normals[0], posed.joints[0])
 
@@ -467,6 +488,8 @@ class App:
 
     # -- keys ---------------------------------------------------------------------------------------
     def on_key(self, sender, app_data, key) -> None:
+        """Viewport and timeline keys (R, Space, Left/Right, Home/End), unless a text field has the
+        keyboard."""
         if self._typing():
             return
         if key == dpg.mvKey_R:
@@ -520,6 +543,7 @@ class App:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the desktop app (optionally opening ``path``); returns the exit code."""
     import argparse
 
     parser = argparse.ArgumentParser(prog="persona-studio-app", description="PERSONA Studio desktop app")

@@ -18,7 +18,10 @@ from pathlib import Path
 
 import platformdirs
 
-from persona_studio.settings import APP_NAME
+from persona_studio.paths import APP_NAME
+from persona_studio.workspace.folders import bundle_folder, checkpoint_file
+
+SAMPLE_PHOTO = Path(__file__).resolve().parents[2] / "resources" / "sample_person.png"
 
 PHOTO_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 MOTION_SUFFIXES = (".npz",)
@@ -27,6 +30,8 @@ MAX_RECENT = 10
 
 
 def default_workspaces_root() -> Path:
+    """``<user data>/persona-studio/workspaces``: where photos get their workspaces unless ``--workspaces``
+    says otherwise."""
     return Path(platformdirs.user_data_dir(APP_NAME)) / "workspaces"
 
 
@@ -47,6 +52,7 @@ def workspace_for_photo(photo: str | Path, root: str | Path) -> Path:
 
 
 def is_workspace(folder: str | Path) -> bool:
+    """``folder`` holds a fitted Subject (``subject/subject.json``)."""
     return (Path(folder) / "subject" / "subject.json").is_file()
 
 
@@ -61,11 +67,12 @@ class WorkspaceStages:
 
     @classmethod
     def of(cls, folder: str | Path) -> WorkspaceStages:
+        """The stages ``folder`` has done, from the files each one writes."""
         folder = Path(folder)
         return cls(fitted=is_workspace(folder),
                    generated=(folder / "training_set" / "manifest.json").is_file(),
-                   checkpoint=(folder / "avatar" / "checkpoint.safetensors").is_file(),
-                   trained=(folder / "avatar" / "bundle" / "avatar.json").is_file())
+                   checkpoint=checkpoint_file(folder).is_file(),
+                   trained=(bundle_folder(folder) / "avatar.json").is_file())
 
 
 def classify_drop(path: str | Path) -> str:

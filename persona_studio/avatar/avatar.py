@@ -14,13 +14,12 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 from scipy.spatial import cKDTree
-from smplx.lbs import batch_rigid_transform, batch_rodrigues
 from torch import nn
 
 from persona_studio.avatar.deform import PoseMLP, Triplane, rotation_6d
 from persona_studio.body.model import BodyModel
 from persona_studio.body.parts import PART_INDEX
-from persona_studio.body.skeleton import JOINT_NAMES, PARENTS, body_pose_mask
+from persona_studio.body.skeleton import JOINT_NAMES, body_pose_mask, forward_kinematics, full_pose
 from persona_studio.body.subdivide import longest_incident_edge
 
 MAX_SCALE_GROWTH = 2.0  # a Gaussian's std stays within this factor of its initial one (half its longest edge)
@@ -31,6 +30,8 @@ NO_DEFORM_JOINTS = tuple(i for i, n in enumerate(JOINT_NAMES)
 
 @dataclass
 class AvatarConfig:
+    """The avatar's settings, saved with it: template level, triplane and MLP sizes, pose-mask ring, offset
+    scale, skinning-smoothing neighbours, pose deformation on/off."""
     level: int = 1
     triplane_channels: int = 32
     triplane_resolution: int = 128
@@ -44,11 +45,22 @@ class AvatarConfig:
 
 @dataclass
 class PosedGaussians:
+    """The avatar posed for B frames (shapes beside each field); scales, colours and opacities are shared by
+    the frames."""
     means: torch.Tensor  # [B, N, 3] world
     scales: torch.Tensor  # [N] isotropic std, metres
     colors: torch.Tensor  # [N, 3] in [0, 1]
     opacities: torch.Tensor  # [N]
     transforms: torch.Tensor  # [B, N, 3, 3] per-Gaussian skinning rotation (for normals)
+    joints: torch.Tensor  # [B, 55, 3] the posed skeleton, world
+
+
+def skin(points: torch.Tensor, transforms: torch.Tensor, weights: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Linear blend skinning: [B, N, 3] canonical points, [B, 55, 4, 4] joint transforms, [N, 55] weights
+    -> ([B, N, 3] posed points, [B, N, 3, 3] each point's blended rotation, which turns its normal)."""
+    blended = torch.einsum("nj,bjrc->bnrc", weights, transforms)  # [B, N, 4, 4]
+    posed = (blended[..., :3, :3] @ points[..., None])[..., 0] + blended[..., :3, 3]
+    return posed, blended[..., :3, :3]
 
 
 def smoothed_weights(vertices: np.ndarray, weights: np.ndarray, keep: np.ndarray, k: int) -> np.ndarray:
@@ -60,6 +72,8 @@ def smoothed_weights(vertices: np.ndarray, weights: np.ndarray, keep: np.ndarray
 
 
 class Avatar(nn.Module):
+    """PERSONA's avatar: a Gaussian per template vertex (learnt offset, scale, colour, seam colour) with a
+    triplane and pose MLP; :meth:`pose` poses it."""
     def __init__(self, template_vertices: np.ndarray, faces: np.ndarray, skinning: np.ndarray,
                  expr_dirs: np.ndarray, parts: np.ndarray, rest_joints: np.ndarray, colors: np.ndarray,
                  config: AvatarConfig, identity: dict):
@@ -124,6 +138,7 @@ class Avatar(nn.Module):
 
     @property
     def num_gaussians(self) -> int:
+        """N, one Gaussian per template vertex."""
         return self.template.shape[0]
 
     @property
@@ -134,6 +149,7 @@ class Avatar(nn.Module):
 
     @property
     def hand_mask(self) -> torch.Tensor:
+        """[N] bool: the Gaussians on the left or right hand."""
         return torch.isin(self.parts, torch.tensor([PART_INDEX["left_hand"], PART_INDEX["right_hand"]]))
 
     # --- posing -----------------------------------------------------------------------------------
@@ -174,39 +190,35 @@ class Avatar(nn.Module):
         self._fast_features = None
 
     def pose(self, params: dict[str, torch.Tensor], fast: bool = False) -> PosedGaussians:
-        """SMPL-X parameters (each [B, ...]: global_orient, body_pose, jaw_pose, leye_pose, reye_pose,
-        left/right_hand_pose (axis-angle), expression, transl) -> posed Gaussians for B frames.
+        """SMPL-X parameters (each [B, ...]: ``body_pose`` [B, 63] and optionally ``global_orient``,
+        ``jaw_pose``, ``leye_pose``, ``reye_pose``, ``left/right_hand_pose`` (axis-angle; see
+        ``body.skeleton.POSE_KEYS``), ``expression`` [B, E], ``transl`` [B, 3]) -> posed Gaussians for
+        B frames, with the posed skeleton.
 
-        The pose half of the MLP's first layer is computed once per pose-mask group (exact). ``fast`` is
-        the playback path: triplane features cached, no gradients through the deformation network.
+        The steps of smplx's ``lbs``: blend shapes (:meth:`canonical`, expression), the pose-driven
+        offsets (:meth:`pose_offsets`), forward kinematics, skinning, translation. ``fast`` is the
+        playback path: triplane features cached, no gradients through the deformation network.
         """
         body_pose = params["body_pose"].reshape(-1, 63)
         batch = body_pose.shape[0]
-        full = torch.cat([params["global_orient"].reshape(batch, 3), body_pose,
-                          params.get("jaw_pose", torch.zeros(batch, 3)).reshape(batch, 3),
-                          params.get("leye_pose", torch.zeros(batch, 3)).reshape(batch, 3),
-                          params.get("reye_pose", torch.zeros(batch, 3)).reshape(batch, 3),
-                          params.get("left_hand_pose", torch.zeros(batch, 45)).reshape(batch, 45),
-                          params.get("right_hand_pose", torch.zeros(batch, 45)).reshape(batch, 45)], dim=1)
         expression = params.get("expression")
         canonical = self.canonical(expression) if expression is not None else self.canonical()[None]
-        canonical = canonical.expand(batch, -1, -1)
+        canonical = canonical.expand(batch, -1, -1)  # [B, N, 3]
         if fast:
             with torch.no_grad():
                 canonical = canonical + self.pose_offsets(body_pose, fast=True)
         else:
             canonical = canonical + self.pose_offsets(body_pose)
-        rot_mats = batch_rodrigues(full.reshape(-1, 3)).reshape(batch, -1, 3, 3)
-        _, transforms = batch_rigid_transform(rot_mats, self.rest_joints[None].expand(batch, -1, -1),
-                                              torch.tensor(PARENTS), dtype=torch.float32)
-        per_gaussian = torch.einsum("nj,bjrc->bnrc", self.skinning, transforms)  # [B, N, 4, 4]
-        means = (per_gaussian[..., :3, :3] @ canonical[..., None])[..., 0] + per_gaussian[..., :3, 3]
+        joints, transforms = forward_kinematics(full_pose({**params, "body_pose": body_pose}), self.rest_joints)
+        means, rotations = skin(canonical, transforms, self.skinning)
         transl = params.get("transl")
         if transl is not None:
             means = means + transl.reshape(batch, 1, 3)
+            joints = joints + transl.reshape(batch, 1, 3)
         return PosedGaussians(means=means, scales=self.scales, colors=self.colors.clamp(0, 1),
-                              opacities=torch.ones(self.num_gaussians), transforms=per_gaussian[..., :3, :3])
+                              opacities=torch.ones(self.num_gaussians), transforms=rotations, joints=joints)
 
     def settings_dict(self) -> dict:
+        """The config as a JSON-ready dict (as bundles and checkpoints store it)."""
         return asdict(self.config)
 

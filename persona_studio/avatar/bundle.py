@@ -46,7 +46,8 @@ def save_checkpoint(avatar: Avatar, path: str | Path, extra_tensors: dict[str, t
     return Path(path)
 
 
-def _avatar_from_state(state: dict[str, torch.Tensor], config: AvatarConfig, identity: dict) -> Avatar:
+def avatar_from_state(state: dict[str, torch.Tensor], config: AvatarConfig, identity: dict) -> Avatar:
+    """An Avatar rebuilt from its saved tensors (``state_dict`` keys), configuration and identity."""
     avatar = Avatar(state["template"].numpy(), state["faces"].numpy(), state["skinning"].numpy(),
                     state["expr_dirs"].numpy(), state["parts"].numpy(), state["rest_joints"].numpy(),
                     state["colors"].numpy(), config, identity)
@@ -60,6 +61,8 @@ def _config(raw: dict) -> AvatarConfig:
 
 
 def load_avatar(folder: str | Path) -> tuple[Avatar, dict]:
+    """Read a bundle written by :func:`save_avatar` -> (Avatar, its avatar.json metadata); raises BundleError
+    when ``folder`` is no bundle of this format version."""
     folder = Path(folder)
     meta_path = folder / "avatar.json"
     if not meta_path.is_file():
@@ -68,10 +71,11 @@ def load_avatar(folder: str | Path) -> tuple[Avatar, dict]:
     if meta.get("format_version") != BUNDLE_VERSION:
         raise BundleError(f"{folder}: bundle format {meta.get('format_version')} is not {BUNDLE_VERSION}")
     state = load_file(str(folder / "avatar.safetensors"))
-    return _avatar_from_state(state, _config(meta["config"]), meta["identity"]), meta
+    return avatar_from_state(state, _config(meta["config"]), meta["identity"]), meta
 
 
 def load_checkpoint(path: str | Path) -> tuple[Avatar, dict[str, torch.Tensor], dict]:
+    """Read a :func:`save_checkpoint` file -> (Avatar, the other tensors saved with it, the meta dict)."""
     from safetensors import safe_open
 
     with safe_open(str(path), framework="pt") as f:
@@ -79,5 +83,5 @@ def load_checkpoint(path: str | Path) -> tuple[Avatar, dict[str, torch.Tensor], 
         tensors = {k: f.get_tensor(k) for k in f.keys()}
     avatar_state = {k[len("avatar."):]: v for k, v in tensors.items() if k.startswith("avatar.")}
     rest = {k: v for k, v in tensors.items() if not k.startswith("avatar.")}
-    avatar = _avatar_from_state(avatar_state, _config(json.loads(info["config"])), json.loads(info["identity"]))
+    avatar = avatar_from_state(avatar_state, _config(json.loads(info["config"])), json.loads(info["identity"]))
     return avatar, rest, json.loads(info["meta"])

@@ -40,6 +40,7 @@ class Triplane(nn.Module):
 
     @property
     def out_features(self) -> int:
+        """3C, the length of a point's feature vector."""
         return 3 * self.planes.shape[1]
 
     def forward(self, points: torch.Tensor) -> torch.Tensor:
@@ -62,6 +63,7 @@ class GroupNorm1d(nn.Module):
         self.bias = nn.Parameter(torch.zeros(channels))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """[N, C] -> [N, C] normalised per group of C/G channels, then scaled and shifted per channel."""
         n, c = x.shape
         normed = F.layer_norm(x.reshape(n, self.groups, c // self.groups), (c // self.groups,), eps=self.eps)
         return normed.reshape(n, c) * self.weight + self.bias

@@ -74,3 +74,38 @@ def targets(body: np.ndarray, left_hand: np.ndarray, right_hand: np.ndarray, fac
     for k, mp in enumerate(IBUG_FROM_MEDIAPIPE):
         ids.append(FACE_START + k); xy.append(face[mp, :2]); w.append(face[mp, 2] * 0.5)
     return np.array(ids), np.array(xy, dtype=np.float32), np.array(w, dtype=np.float32)
+
+
+# Body segments whose slope towards or away from the camera the fit takes from the detector's own depth
+# estimate: (MediaPipe landmarks averaged for the start, for the end, weight). A single photo fixes each
+# segment's direction across the image; only the slope in depth (lean, stride, arms forward or back) is
+# left open, and this is what these segments settle.
+DEPTH_SEGMENTS: tuple[tuple[tuple[int, ...], tuple[int, ...], float], ...] = (
+    ((23, 24), (11, 12), 1.0),  # hips -> shoulders: the lean
+    ((11,), (13,), 1.0), ((13,), (15,), 1.0), ((12,), (14,), 1.0), ((14,), (16,), 1.0),  # arms
+    ((23,), (25,), 1.0), ((25,), (27,), 1.0), ((24,), (26,), 1.0), ((26,), (28,), 1.0),  # legs: the stride
+    ((23,), (24,), 0.5), ((11,), (12,), 0.5),  # the turn of the hips and of the shoulders
+    ((27,), (31,), 0.5), ((28,), (32,), 0.5),  # feet
+    ((11, 12), (0,), 0.5),  # the head forward or back
+)
+
+
+def depth_segments(body: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(start [S, 33], end [S, 33]) averaging matrices over MediaPipe Pose landmarks and weights [S] =
+    weight x the least visibility among the segment's landmarks (``body`` [33, 3], last column visibility)."""
+    start = np.zeros((len(DEPTH_SEGMENTS), 33), np.float32)
+    end = np.zeros_like(start)
+    weights = np.zeros(len(DEPTH_SEGMENTS), np.float32)
+    for s, (a, b, weight) in enumerate(DEPTH_SEGMENTS):
+        start[s, list(a)] = 1.0 / len(a)
+        end[s, list(b)] = 1.0 / len(b)
+        weights[s] = weight * float(body[list(a + b), 2].min())
+    return start, end, weights
+
+
+def pose_landmark_joints() -> np.ndarray:
+    """[33] the output joint each MediaPipe Pose landmark observes (-1 where none)."""
+    joints = np.full(33, -1, np.int64)
+    for landmark, (joint, _) in POSE_TO_JOINT.items():
+        joints[landmark] = joint
+    return joints

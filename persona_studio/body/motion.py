@@ -112,6 +112,7 @@ class Motion:
 
     @property
     def num_frames(self) -> int:
+        """N, the number of frames."""
         return int(self.poses.shape[0])
 
     @property
@@ -142,6 +143,12 @@ class Motion:
         arrays = {**parts, "transl": self.trans[frames], "betas": betas, "expression": expression}
         return {name: torch.as_tensor(np.ascontiguousarray(a), dtype=torch.float32, device=device)
                 for name, a in arrays.items()}
+
+    def pose_kwargs(self, frames: slice | np.ndarray = slice(None)) -> dict[str, torch.Tensor]:
+        """:meth:`smplx_kwargs` without ``betas``: what poses an avatar, which keeps its own shape."""
+        kwargs = self.smplx_kwargs(frames)
+        kwargs.pop("betas")
+        return kwargs
 
 
 def split_pose(poses: np.ndarray) -> dict[str, np.ndarray]:
@@ -275,6 +282,8 @@ def resample(motion: Motion, fps: float) -> Motion:
     poses = np.where(exact[:, None, None], motion.poses[first], poses)
 
     def lerp(a: np.ndarray) -> np.ndarray:
+        """[N, ...] per-frame values -> [M, ...] linearly interpolated (source frames hit exactly are
+        copied)."""
         w = weight.reshape(-1, *([1] * (a.ndim - 1)))
         return np.where(exact.reshape(w.shape), a[first], a[first] * (1 - w) + a[second] * w)
 
@@ -333,6 +342,8 @@ class _NpzReader:
         return key in self.archive.files
 
     def raw(self, key: str) -> np.ndarray:
+        """The array ``key`` as stored; pickled objects are refused with a MotionError saying how to
+        re-save."""
         try:
             return self.archive[key]
         except ValueError as err:
@@ -342,6 +353,7 @@ class _NpzReader:
             raise MotionError(f"{self.path}: '{key}' cannot be read ({err})") from None
 
     def numeric(self, key: str) -> np.ndarray:
+        """The array ``key`` as float64, checked numeric and finite (MotionError otherwise)."""
         try:
             array = _numeric(f"'{key}'", self.raw(key))
             _check_finite(f"'{key}'", array)
@@ -350,6 +362,7 @@ class _NpzReader:
             raise MotionError(f"{self.path}: {err}") from None
 
     def text(self, key: str) -> str | None:
+        """The string stored under ``key`` (one str or bytes item), else None."""
         if key not in self:
             return None
         value = self.raw(key)
@@ -359,6 +372,7 @@ class _NpzReader:
         return item.decode("utf-8", "replace") if isinstance(item, bytes) else str(item)
 
     def close(self) -> None:
+        """Close the archive."""
         self.archive.close()
 
 
@@ -386,6 +400,8 @@ def _motion_from_npz(reader: _NpzReader, up_axis: str | None, pelvis) -> Motion:
         raise MotionError(f"{path}: the motion has zero frames; export at least one frame")
 
     def frames_of(key: str, width: int | None) -> np.ndarray:
+        """The per-frame array ``key`` (float64), checked [N, ``width``] (any width when None) with N the
+        poses' frame count."""
         array = reader.numeric(key)
         if array.ndim != 2 or (width is not None and array.shape[1] != width):
             want = f"(frames, {width})" if width is not None else "(frames, coefficients)"

@@ -159,10 +159,12 @@ class _Poser:
         self.update()
 
     def update(self) -> None:
+        """Recompute the posed joints and world transforms from the local rotations."""
         self.posed, self.transforms = batch_rigid_transform(self.rot, self.rest, self.parents,
                                                             dtype=self.rest.dtype)
 
     def global_rotation(self, joint: int) -> torch.Tensor:
+        """[B, 3, 3] world rotation of ``joint``."""
         return self.transforms[:, joint, :3, :3]
 
     def rotate_world(self, joint: int, delta: torch.Tensor) -> None:
@@ -300,6 +302,7 @@ def hand_pca(side_sign: float) -> tuple[np.ndarray, np.ndarray]:
     """
     # SMPL-X hand joint order: index, middle, pinky, ring, thumb; three joints each.
     def pose(per_joint: dict[tuple[int, int], np.ndarray]) -> np.ndarray:
+        """{(finger, segment): [3] axis-angle} -> [45] hand pose (other joints at rest)."""
         p = np.zeros((15, 3))
         for (finger, seg), rot in per_joint.items():
             p[3 * finger + seg] = rot

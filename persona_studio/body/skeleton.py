@@ -7,8 +7,11 @@ skeleton, so any SMPL-X motion drives any avatar directly.
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Mapping
 
 import numpy as np
+import torch
+from smplx.lbs import batch_rigid_transform, batch_rodrigues
 
 JOINT_NAMES: tuple[str, ...] = (
     "pelvis", "left_hip", "right_hip", "spine1", "left_knee", "right_knee", "spine2",
@@ -33,6 +36,12 @@ PARENTS: tuple[int, ...] = (
     21, 40, 41, 21, 43, 44, 21, 46, 47, 21, 49, 50, 21, 52, 53,
 )
 JOINT_INDEX = {name: i for i, name in enumerate(JOINT_NAMES)}
+
+# The full pose's smplx keywords in SMPL-X joint order, and each one's width (axis-angle per joint):
+# concatenated they are the [B, 165] full pose, 55 joints x 3.
+POSE_KEYS: tuple[str, ...] = ("global_orient", "body_pose", "jaw_pose", "leye_pose", "reye_pose",
+                              "left_hand_pose", "right_hand_pose")
+POSE_WIDTHS: tuple[int, ...] = (3, 63, 3, 3, 3, 45, 45)
 
 # Slices of the 55 x 3 full pose in SMPL-X order.
 ROOT = slice(0, 1)
@@ -93,3 +102,21 @@ def body_pose_mask(dominant_joint: np.ndarray, k: int = 4) -> np.ndarray:
 # pelvis exactly here, close to where official SMPL-X puts it, so that AMASS root translations land the
 # feet on the same floor with either model. Changing the up axis of a motion needs it (see motion.py).
 PELVIS_REST = np.array([0.0, -0.35, 0.0])
+
+
+def full_pose(params: Mapping[str, torch.Tensor]) -> torch.Tensor:
+    """smplx pose keywords (each [B, ...]; ``body_pose`` required, missing others are zero) -> [B, 165]
+    axis-angle full pose in joint order."""
+    batch = params["body_pose"].shape[0]
+    like = params["body_pose"]
+    return torch.cat([params[k].reshape(batch, n) if params.get(k) is not None
+                      else like.new_zeros(batch, n) for k, n in zip(POSE_KEYS, POSE_WIDTHS)], dim=1)
+
+
+def forward_kinematics(pose: torch.Tensor, rest_joints: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """[B, 165] full pose, [55, 3] rest joints -> ([B, 55, 3] posed joints, [B, 55, 4, 4] rigid transforms
+    that carry rest-pose points to the posed skeleton), both about the origin (no translation)."""
+    batch = pose.shape[0]
+    rot_mats = batch_rodrigues(pose.reshape(-1, 3)).reshape(batch, NUM_JOINTS, 3, 3)
+    return batch_rigid_transform(rot_mats, rest_joints[None].expand(batch, -1, -1), torch.tensor(PARENTS),
+                                 dtype=rest_joints.dtype)

@@ -51,6 +51,7 @@ class Detection:
 
     mask: np.ndarray  # [H, W] float32 in [0, 1]; the photo's alpha when it has one
     body: np.ndarray  # [33, 3] MediaPipe Pose (x, y, visibility)
+    body_depth: np.ndarray  # [33, 3] the same landmarks in metres about the hips, camera axes; zeros if unknown
     left_hand: np.ndarray  # [21, 3] the subject's left hand (x, y, conf); conf 0 where not found
     right_hand: np.ndarray  # [21, 3]
     face: np.ndarray  # [478, 3] face mesh (x, y, conf); conf 0 where not found
@@ -70,6 +71,10 @@ class PersonLandmarks:
     right_hand: np.ndarray  # [21, 3]
     face: np.ndarray  # [478, 3]
     notes: list[str] = field(default_factory=list)
+    # [33, 3] the body landmarks in metres about the hips, in camera axes (x right, y down, z away from
+    # the camera): the backend's own depth estimate, the one cue a single photo gives of lean and stride.
+    # All zeros when the backend gives none.
+    body_depth: np.ndarray = field(default_factory=lambda: np.zeros((33, 3), np.float32))
 
 
 class PersonDetector(ABC):
@@ -104,7 +109,7 @@ class PersonDetector(ABC):
                 f"{MIN_PERSON_HEIGHT_PX} px from head to feet is needed: use a larger photo, or one "
                 f"taken closer")
         notes += framing_notes(person.body, mask.shape)
-        return Detection(mask=mask, body=person.body, left_hand=person.left_hand,
+        return Detection(mask=mask, body=person.body, body_depth=person.body_depth, left_hand=person.left_hand,
                          right_hand=person.right_hand, face=person.face, box=box,
                          person_height_px=height, notes=notes, backend=self.backend)
 
@@ -211,10 +216,13 @@ class MediaPipeDetector(PersonDetector):
 
     @property
     def backend(self) -> str:
+        """``"mediapipe holistic <version>"`` (loads the models on first use)."""
         with _MEDIAPIPE_LOCK:
             return f"mediapipe holistic {_mediapipe_models()['version']}"
 
     def find_subject(self, photo: Photo) -> PersonLandmarks | None:
+        """The tallest person found (the others noted), missed hands looked for again; None when nobody is
+        found."""
         rgb = _composite_over_grey(photo.image, photo.alpha)
         with _MEDIAPIPE_LOCK:
             models = _mediapipe_models()
@@ -277,7 +285,9 @@ def _holistic_person(holistic: Any, rgb: np.ndarray) -> PersonLandmarks | None:
     face = _points(result.face_landmarks, FACE_POINTS, width, height)
     if face[0, 2] == 0:
         notes.append("face not found (turned away, hidden or too small): the fit keeps a neutral face")
-    person = PersonLandmarks(mask=mask, body=body, face=face, notes=notes,
+    depth = (np.zeros((33, 3), np.float32) if result.pose_world_landmarks is None else
+             np.array([(p.x, p.y, p.z) for p in result.pose_world_landmarks.landmark], np.float32))
+    person = PersonLandmarks(mask=mask, body=body, face=face, notes=notes, body_depth=depth,
                              left_hand=_points(result.left_hand_landmarks, HAND_POINTS, width, height),
                              right_hand=_points(result.right_hand_landmarks, HAND_POINTS, width, height))
     for side in ("left", "right"):

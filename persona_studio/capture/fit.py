@@ -6,6 +6,8 @@ orientation, body, hand and jaw poses, expression and shape (betas) in stages, f
 Keypoints count through a robust (Geman-McClure) error, confidence-weighted. The mask enters through a
 silhouette rendered with ``render.rasterize``: a strong term keeps the body inside the mask, a weak one
 pulls it towards covering it, so that loose clothes, hair or a carried bag do not inflate the body.
+What one view leaves open, each limb's slope towards or away from the camera (lean, stride, arms
+forward), comes from the detector's own metric depth estimate of its landmarks when it gives one.
 Priors keep poses human (joint limits: knees and elbows do not bend backwards, fingers not past flat)
 and the shape near the mean, since no learnt pose prior can be downloaded here.
 """
@@ -34,16 +36,19 @@ SILHOUETTE_SIDE = 224  # pixels of the longer side the silhouette is rendered at
 
 @dataclass
 class FitSettings:
+    """Settings of :func:`fit_smplx`: iterations per stage, shape coefficients, term weights, seed."""
     iterations: tuple[int, int, int] = (40, 120, 60)  # torso/camera, body, everything + silhouette
     num_betas: int = 10
     silhouette_outside_weight: float = 2.0  # per unit share of the body outside the mask
     silhouette_cover_weight: float = 0.3  # per unit share of the mask the body leaves uncovered
     shape_prior_weight: float = 0.02
+    depth_weight: float = 10.0  # per unit squared error of a segment's depth slope (sine of its tilt)
     seed: int = 0
 
 
 @dataclass
 class FitResult:
+    """What :func:`fit_smplx` returns: SMPL-X parameters, the camera, fit metrics, seconds per stage."""
     params: dict[str, np.ndarray]  # smplx keywords (no batch): betas, global_orient, body_pose [63], ...
     camera: Camera
     metrics: dict[str, float]
@@ -51,6 +56,7 @@ class FitResult:
 
 
 def focal_from_fov(width: int, height: int, fov_deg: float = FOV_PRIOR_DEG) -> float:
+    """Focal length in pixels giving the image's longer side a ``fov_deg`` field of view."""
     return 0.5 * max(width, height) / math.tan(math.radians(fov_deg) / 2)
 
 
@@ -64,6 +70,13 @@ def project(points: torch.Tensor, cam_t: torch.Tensor, focal: float, centre: tor
     R = torch.as_tensor(CAMERA_R, dtype=points.dtype)
     cam = points @ R.T + cam_t
     return cam[..., :2] / cam[..., 2:3].clamp_min(1e-3) * focal + centre
+
+
+def depth_slopes(points: torch.Tensor, start: torch.Tensor, end: torch.Tensor) -> torch.Tensor:
+    """Sine of each segment's tilt towards depth: ``points`` [..., P, 3] in camera axes, ``start``/``end``
+    [S, P] averaging matrices -> [..., S] in [-1, 1] (positive: the end lies farther from the camera)."""
+    segment = end @ points - start @ points  # [..., S, 3]
+    return segment[..., 2] / segment.norm(dim=-1).clamp_min(1e-6)
 
 
 def joint_limit_penalty(body_pose: torch.Tensor, left_hand: torch.Tensor, right_hand: torch.Tensor) -> torch.Tensor:
@@ -83,14 +96,15 @@ def joint_limit_penalty(body_pose: torch.Tensor, left_hand: torch.Tensor, right_
 
 def fit_smplx(image_size: tuple[int, int], body: np.ndarray, left_hand: np.ndarray, right_hand: np.ndarray,
               face: np.ndarray, mask: np.ndarray, person_px: float, model: BodyModel,
-              settings: FitSettings | None = None,
+              settings: FitSettings | None = None, body_depth: np.ndarray | None = None,
               progress: Callable[[float, str], None] | None = None,
               cancelled: Callable[[], bool] | None = None) -> FitResult:
     """Fit ``model`` to one photo's detections.
 
     ``image_size`` is (width, height) of the working image the landmarks are in (pixels); ``body`` [33, 3],
     hands [21, 3], ``face`` [478, 3] are (x, y, confidence); ``mask`` [H, W] in [0, 1]; ``person_px`` the
-    person's height in pixels (the scale of the keypoint error).
+    person's height in pixels (the scale of the keypoint error); ``body_depth`` [33, 3] the body
+    landmarks in metres in camera axes (the detector's depth estimate), or ``None``/zeros when unknown.
     """
     settings = settings or FitSettings()
     torch.manual_seed(settings.seed)
@@ -121,8 +135,11 @@ def fit_smplx(image_size: tuple[int, int], body: np.ndarray, left_hand: np.ndarr
     torso = torch.isin(ids_t, torch.tensor([J["left_shoulder"], J["right_shoulder"], J["left_hip"], J["right_hip"]]))
     body_ids = torch.tensor([joint for joint, _ in landmarks.POSE_TO_JOINT.values()])
     is_body = torch.isin(ids_t, body_ids)
+    depth_term = _depth_term(body, body_depth)
 
     def loss_fn(stage: int) -> tuple[torch.Tensor, dict[str, float]]:
+        """(total loss, each term's value) for ``stage`` 0 (torso and camera), 1 (body) or 2 (all keypoints +
+        silhouette)."""
         out = model.forward(**p)
         pred = project(out.joints[0, ids_t], cam_t, focal, centre)
         err = geman_mcclure((pred - xy_t).pow(2).sum(-1), sigma_sq)
@@ -136,6 +153,8 @@ def fit_smplx(image_size: tuple[int, int], body: np.ndarray, left_hand: np.ndarr
                  + 0.01 * (lh.pow(2).sum() + rh.pow(2).sum())
                  + 0.01 * p["expression"].pow(2).sum() + 0.05 * p["jaw_pose"].pow(2).sum())
         terms = {"keypoints": kp, "prior": 0.02 * prior}
+        if depth_term is not None and stage > 0:
+            terms["depth"] = settings.depth_weight * depth_term(out.joints[0])
         if stage == 2:
             outside, uncovered = silhouette(out.vertices[0], cam_t)
             terms["silhouette_outside"] = settings.silhouette_outside_weight * outside
@@ -176,7 +195,30 @@ def fit_smplx(image_size: tuple[int, int], body: np.ndarray, left_hand: np.ndarr
     with torch.no_grad():
         out = model.forward(**p)
         metrics = fit_metrics(out, ids, xy, weights, body, mask, camera, model, person_px)
+        if depth_term is not None:  # how far each segment's tilt in depth ends from the detector's
+            metrics["depth_slope_rms"] = round(float(depth_term(out.joints[0]).sqrt()), 4)
     return FitResult(params=params, camera=camera, metrics=metrics, stages_seconds=stage_times)
+
+
+def _depth_term(body: np.ndarray, body_depth: np.ndarray | None
+                ) -> Callable[[torch.Tensor], torch.Tensor] | None:
+    """joints [J, 3] (world) -> weighted mean squared error of the segments' depth slopes against the
+    detector's; ``None`` when it gave no depth."""
+    if body_depth is None or not np.any(body_depth):
+        return None
+    start, end, weights = (torch.as_tensor(a) for a in landmarks.depth_segments(body))
+    if float(weights.sum()) <= 0:
+        return None
+    target = depth_slopes(torch.as_tensor(body_depth, dtype=torch.float32), start, end)  # [S]
+    observed = torch.as_tensor(landmarks.pose_landmark_joints())  # [33]
+    axes = torch.tensor(CAMERA_R.diagonal(), dtype=torch.float32)
+
+    def term(joints: torch.Tensor) -> torch.Tensor:
+        """[J, 3] joints -> scalar weighted mean squared error of the depth slopes."""
+        points = joints[observed.clamp_min(0)] * axes  # [33, 3] camera axes; unobserved rows unused
+        error = (depth_slopes(points, start, end) - target).pow(2)
+        return (weights * error).sum() / weights.sum()
+    return term
 
 
 def _initial_translation(model: BodyModel, body: np.ndarray, focal: float, centre: torch.Tensor,

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
-from persona_studio.body.model import BodyModel, load_body_model
+from persona_studio.body.model import BodyModel, load_body_model, smplx_tensors
 from persona_studio.capture.detect import Detection, MediaPipeDetector, PersonDetector
 from persona_studio.capture.fit import FitSettings, fit_smplx
 from persona_studio.render.mesh import mesh_silhouette
@@ -42,21 +42,24 @@ def fit_photo(photo_path: str | Path, workspace: str | Path, *, model: BodyModel
               detector: PersonDetector | None = None, settings: FitSettings | None = None,
               progress: Progress | None = None, cancelled: Callable[[], bool] | None = None
               ) -> tuple[Subject, Path]:
-    """Run the whole fit stage and save ``workspace/subject/``; returns the Subject and that folder."""
+    """Run the whole fit stage and save ``workspace/subject/``; returns the Subject and that folder.
+
+    ``model`` defaults to the open body model (the caller passes the official one when the user has it).
+    """
     report = progress or (lambda fraction, message: None)
     t0 = time.time()
     report(0.0, "reading the photo")
     photo = load_photo(photo_path)
     report(0.03, "finding the person (mask and keypoints)")
     detection = (detector or MediaPipeDetector()).detect(photo)
-    model = model or load_body_model()
+    model = model or load_body_model("open")
     report(0.1, "fitting the body model")
     h, w = photo.image.shape[:2]
     mask = np.round(np.clip(detection.mask, 0, 1) * 255) / 255  # exactly what the PNG keeps
     result = fit_smplx((w, h), detection.body, detection.left_hand, detection.right_hand, detection.face,
-                       mask, detection.person_height_px, model, settings,
+                       mask, detection.person_height_px, model, settings, body_depth=detection.body_depth,
                        progress=lambda f, m: report(0.1 + 0.85 * f, m), cancelled=cancelled)
-    params = {k: torch.as_tensor(v)[None] for k, v in result.params.items()}
+    params = smplx_tensors(result.params)
     with torch.no_grad():
         out = model.forward(**params)
     vertices, joints = out.vertices[0].numpy(), out.joints[0].numpy()
@@ -65,7 +68,7 @@ def fit_photo(photo_path: str | Path, workspace: str | Path, *, model: BodyModel
     metrics = {**result.metrics, "fit_seconds": round(time.time() - t0, 1)}
     subject = Subject(
         image=photo.image, mask=mask.astype(np.float32),
-        keypoints={"body": detection.body, "left_hand": detection.left_hand,
+        keypoints={"body": detection.body, "body_depth": detection.body_depth, "left_hand": detection.left_hand,
                    "right_hand": detection.right_hand, "face": detection.face},
         smplx=result.params, camera=result.camera,
         body_model={"kind": model.info.kind, "path": str(model.info.path), "num_betas": model.info.num_betas,

@@ -32,7 +32,6 @@ import torch
 from persona_studio.avatar.avatar import Avatar, PosedGaussians
 from persona_studio.body.motion import Motion, resample
 from persona_studio.export import ExportError, check_output_path
-from persona_studio.export.video import motion_params
 from persona_studio.fileio import atomic_folder, atomic_path
 
 PLY_PROPERTIES = ("x", "y", "z", "nx", "ny", "nz", "f_dc_0", "f_dc_1", "f_dc_2", "opacity",
@@ -49,7 +48,8 @@ def canonical_gaussians(avatar: Avatar) -> PosedGaussians:
         means = avatar.canonical()[None]
         return PosedGaussians(means=means, scales=avatar.scales, colors=avatar.colors.clamp(0, 1),
                               opacities=torch.ones(avatar.num_gaussians),
-                              transforms=torch.eye(3).expand(1, avatar.num_gaussians, 3, 3))
+                              transforms=torch.eye(3).expand(1, avatar.num_gaussians, 3, 3),
+                              joints=avatar.rest_joints[None])
 
 
 def check_frame(motion: Motion, frame: int) -> None:
@@ -64,7 +64,7 @@ def posed_batches(avatar: Avatar, motion: Motion, batch: int = 8,
     """(first frame index, posed Gaussians of up to ``batch`` frames) over ``frames`` of ``motion``."""
     frames = range(motion.num_frames) if frames is None else frames
     for start in range(frames.start, frames.stop, batch):
-        params = motion_params(motion, 10, slice(start, min(start + batch, frames.stop)))
+        params = motion.pose_kwargs(slice(start, min(start + batch, frames.stop)))
         with torch.no_grad():
             yield start, avatar.pose(params, fast=True)
 

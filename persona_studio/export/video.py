@@ -19,16 +19,9 @@ from persona_studio.avatar.avatar import Avatar
 from persona_studio.body.motion import Motion, resample
 from persona_studio.fileio import atomic_path
 from persona_studio.render.camera import Camera
-from persona_studio.render.rasterize import rasterize
+from persona_studio.render.rasterize import rasterize_cameras
 
 CAMERA_MODES = ("fixed", "follow", "orbit")
-
-
-def motion_params(motion: Motion, betas_like: int, frames: slice = slice(None)) -> dict[str, torch.Tensor]:
-    """The avatar's pose keywords for ``frames`` of ``motion`` (the avatar keeps its own shape)."""
-    kwargs = motion.smplx_kwargs(frames, num_betas=betas_like)
-    kwargs.pop("betas")
-    return kwargs
 
 
 def _camera_for(centre: np.ndarray, radius: float, yaw: float, size: tuple[int, int], fov_deg: float = 35.0) -> Camera:
@@ -48,13 +41,13 @@ def render_motion(avatar: Avatar, motion: Motion, *, size: tuple[int, int] = (51
         motion = resample(motion, fps)
     n = motion.num_frames
     with torch.no_grad():
-        roots = avatar.pose({k: v for k, v in motion_params(motion, 10).items()}, fast=True).means.mean(1).numpy()
+        roots = avatar.pose(motion.pose_kwargs(), fast=True).means.mean(1).numpy()
     extent = float((avatar.template - avatar.template.mean(0)).abs().max()) + float(np.ptp(roots, axis=0).max()) / 2
     bg = torch.full((3,), background)
     for start in range(0, n, batch):
         if cancelled is not None and cancelled():
             raise InterruptedError("rendering cancelled")
-        params = motion_params(motion, 10, slice(start, start + batch))
+        params = motion.pose_kwargs(slice(start, start + batch))
         with torch.no_grad():
             posed = avatar.pose(params, fast=True)
         for j in range(posed.means.shape[0]):
@@ -65,11 +58,9 @@ def render_motion(avatar: Avatar, motion: Motion, *, size: tuple[int, int] = (51
                 cam = _camera_for(roots[i], extent, 0.0, size)
             else:
                 cam = _camera_for(roots.mean(0), extent, 2 * np.pi * i / n, size)
-            viewmat = torch.as_tensor(cam.viewmat, dtype=torch.float32)[None]
-            K = torch.as_tensor(cam.K, dtype=torch.float32)[None]
             with torch.no_grad():
-                out = rasterize(posed.means[j], posed.scales, posed.opacities, posed.colors, viewmat, K,
-                                size[0], size[1], background=bg, antialiased=True)
+                out = rasterize_cameras([cam], posed.means[j], posed.scales, posed.opacities, posed.colors,
+                                        background=bg, antialiased=True)
             yield (out.features[0].clamp(0, 1).numpy() * 255 + 0.5).astype(np.uint8)
             if progress is not None:
                 progress((i + 1) / n, f"frame {i + 1}/{n}")

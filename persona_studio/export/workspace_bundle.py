@@ -25,6 +25,7 @@ from pathlib import Path, PurePosixPath
 from typing import Callable
 
 from persona_studio.avatar.bundle import load_avatar
+from persona_studio.workspace.folders import BUNDLE_DIR
 from persona_studio.workspace.subject import SUBJECT_DIR, Subject
 from persona_studio.export import ExportError, check_output_path
 from persona_studio.fileio import atomic_folder, atomic_path
@@ -32,9 +33,8 @@ from persona_studio.fileio import atomic_folder, atomic_path
 BUNDLE_FORMAT = "persona-studio workspace bundle"
 BUNDLE_FORMAT_VERSION = 1
 MANIFEST_NAME = "bundle.json"
-AVATAR_BUNDLE_DIR = "avatar/bundle"
-BUNDLED_FOLDERS = (AVATAR_BUNDLE_DIR, SUBJECT_DIR)
-REQUIRED_FILES = (f"{AVATAR_BUNDLE_DIR}/avatar.json", f"{AVATAR_BUNDLE_DIR}/avatar.safetensors",
+BUNDLED_FOLDERS = (BUNDLE_DIR, SUBJECT_DIR)
+REQUIRED_FILES = (f"{BUNDLE_DIR}/avatar.json", f"{BUNDLE_DIR}/avatar.safetensors",
                   f"{SUBJECT_DIR}/subject.json")
 MAX_BUNDLE_BYTES = 16 * 1024**3  # unpacked; a level-2 avatar and a large photo are well under 1 GiB
 _COMPRESSED_SUFFIXES = (".json", ".txt")  # images and tensors barely compress: stored as they are
@@ -63,7 +63,7 @@ def export_workspace_bundle(workspace: str | os.PathLike, target: str | os.PathL
                             progress: Callable[[float, str], None] | None = None) -> Path:
     """Write ``workspace``'s avatar bundle and Subject into the zip ``target`` (atomic)."""
     workspace = Path(workspace)
-    load_avatar(workspace / AVATAR_BUNDLE_DIR)  # both raise with what to do when missing or unreadable
+    load_avatar(workspace / BUNDLE_DIR)  # both raise with what to do when missing or unreadable
     Subject.load(workspace)
     target = check_output_path(target, overwrite=overwrite)
     files = bundled_files(workspace)
@@ -171,7 +171,7 @@ def import_workspace_bundle(source: str | os.PathLike, workspace: str | os.PathL
                 if progress is not None:
                     progress((i + 1) / (len(listing) + 1), name)
             try:
-                load_avatar(tmp / AVATAR_BUNDLE_DIR)
+                load_avatar(tmp / BUNDLE_DIR)
                 Subject.load(tmp)
             except Exception as exc:  # untrusted input: any failure to load means the bundle cannot be used
                 raise WorkspaceBundleError(f"{source}: the bundled avatar or subject cannot be opened ({exc}); "

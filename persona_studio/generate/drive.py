@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from scipy.spatial.transform import Rotation
 
-from persona_studio.body.model import BodyModel
+from persona_studio.body.model import BodyModel, smplx_tensors
 from persona_studio.body.motion import Motion, split_pose
 from persona_studio.workspace.subject import Subject
 from persona_studio.render.camera import Camera
@@ -34,12 +34,15 @@ class DrivingSequence:
 
     @property
     def num_frames(self) -> int:
+        """T, the number of frames."""
         return len(self.motion_names)
 
     def frame_params(self, index: int) -> dict[str, np.ndarray]:
+        """The SMPL-X parameters of frame ``index`` (no batch axis)."""
         return {k: v[index] for k, v in self.params.items()}
 
     def torch_params(self, frames: slice | np.ndarray = slice(None)) -> dict[str, torch.Tensor]:
+        """The parameters of ``frames`` as tensors, each [T', ...]."""
         return {k: torch.as_tensor(v[frames]) for k, v in self.params.items()}
 
 
@@ -67,7 +70,7 @@ def _repose_motion(motion: Motion, subject: Subject, frames: np.ndarray) -> dict
 
 def portrait_camera(model: BodyModel, subject: Subject, size: tuple[int, int] = DEFAULT_SIZE) -> Camera:
     """The photo's camera re-framed as a fixed portrait camera around the subject's fitted body."""
-    params = {k: torch.as_tensor(v)[None] for k, v in subject.smplx.items()}
+    params = smplx_tensors(subject.smplx)
     with torch.no_grad():
         vertices = model.forward(**params).vertices[0].numpy()
     photo = subject.camera

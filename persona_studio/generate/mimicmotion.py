@@ -343,6 +343,8 @@ class MimicMotionGenerator:
             scaled = self.scheduler.scale_model_input(torch.cat([latents, latents]), timestep)
 
             def predict(idx: list[int]) -> torch.Tensor:
+                """UNet predictions (unconditional, conditional) [2, n, C, h, w] for the window of frames
+                ``idx``; raises InterruptedError when cancelled."""
                 nonlocal done
                 if stop():
                     raise InterruptedError("MimicMotion generation cancelled")

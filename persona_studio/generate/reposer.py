@@ -22,13 +22,14 @@ from typing import Callable
 
 import numpy as np
 import torch
-from PIL import Image
 
+from persona_studio.body.model import smplx_tensors
 from persona_studio.body.subdivide import mesh_neighbours, uniform_laplacian
 from persona_studio.workspace.subject import Subject
-from persona_studio.generate.training_set import PhotoSurface
+from persona_studio.workspace.training_set import PhotoSurface
 from persona_studio.render.body import BodyRenderer
 from persona_studio.render.camera import Camera
+from persona_studio.render.image import photo_on_white
 from persona_studio.render.texture import color_from_photo, extend_displacement, infer_colors, photo_visibility
 
 FIT_SIZE = 256  # longer side of the photo while fitting the surface
@@ -38,11 +39,7 @@ FIT_STEPS = 100
 def photo_targets(subject: Subject, size: int) -> tuple[Camera, torch.Tensor, torch.Tensor]:
     """The photo at ``size`` (longer side): camera, [H, W, 3] person on white, [H, W] mask."""
     camera = subject.camera.with_longer_side(size)
-    dims = (camera.width, camera.height)
-    image = np.asarray(Image.fromarray(subject.image).resize(dims, Image.BILINEAR), np.float32) / 255.0
-    mask = np.asarray(Image.fromarray(subject.mask.astype(np.float32), mode="F").resize(dims, Image.BILINEAR))
-    mask = np.clip(mask, 0, 1)
-    on_white = image * mask[..., None] + (1 - mask[..., None])
+    on_white, mask = photo_on_white(subject.image / np.float32(255), subject.mask, (camera.width, camera.height))
     return camera, torch.as_tensor(on_white), torch.as_tensor(mask)
 
 
@@ -61,7 +58,7 @@ def fit_surface_to_photo(renderer: BodyRenderer, subject: Subject, steps: int = 
     """
     camera, target, mask = photo_targets(subject, size)
     with torch.no_grad():
-        posed = renderer.model.forward(**{k: torch.as_tensor(v)[None] for k, v in subject.smplx.items()}).vertices[0]
+        posed = renderer.model.forward(**smplx_tensors(subject.smplx)).vertices[0]
     visibility = photo_visibility(renderer, subject.mask, subject.camera, subject.smplx)
     base = torch.as_tensor(color_from_photo(renderer, subject.image, subject.mask, subject.camera, subject.smplx,
                                             visibility=visibility))

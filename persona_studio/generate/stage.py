@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from persona_studio.body.model import BodyModel, load_body_model
+from persona_studio.body.model import BodyModel, smplx_tensors
 from persona_studio.body.motion import Motion, preset_motion_paths, read_motion
 from persona_studio.workspace.subject import Subject
 from persona_studio.fileio import atomic_folder
@@ -33,9 +33,8 @@ from persona_studio.generate.drive import DEFAULT_SIZE, DrivingSequence, driving
 from persona_studio.generate.reposer import fit_surface_to_photo, render_sequence
 from persona_studio.render.body import BodyRender, BodyRenderer
 from persona_studio.generate.skeleton_video import draw_skeleton, openpose_points
-from persona_studio.generate.training_set import (FORMAT_VERSION, SURFACE_FILE, TRAINING_DIR, PhotoSurface, frame_name,
+from persona_studio.workspace.training_set import (FORMAT_VERSION, SURFACE_FILE, TRAINING_DIR, PhotoSurface, frame_name,
                                                   smplx_to_json, write_frame)
-from persona_studio.settings import Settings
 
 Progress = Callable[[float, str], None]
 GENERATORS = ("reposer", "mimicmotion", "import")
@@ -62,6 +61,8 @@ class GenerateError(ValueError):
 
 @dataclass
 class GenerateOptions:
+    """How to run the generate stage: generator, motions, frame count, image size, kit only, imported frames,
+    re-poser level, seed."""
     generator: str = "reposer"
     motions: list[str] = field(default_factory=list)  # preset names or motion files; empty = all presets
     frames: int | None = None  # generated frames in total (default per generator)
@@ -73,6 +74,8 @@ class GenerateOptions:
 
 
 def load_motions(names: list[str]) -> dict[str, Motion]:
+    """Preset names or motion files (empty: every preset) -> {name: Motion}; GenerateError for a name that is
+    neither."""
     presets = preset_motion_paths()
     chosen = names or list(presets)
     motions = {}
@@ -127,7 +130,7 @@ def write_kit(folder: Path, subject: Subject, model: BodyModel, sequence: Drivin
     Image.fromarray(reference_image(subject, scale, shift, size)).save(folder / "reference.png")
     # The photo's own fitted skeleton, placed like the reference (MimicMotion's frame 0 of each window).
     with torch.no_grad():
-        photo_joints = model.forward(**{k: torch.as_tensor(v)[None] for k, v in subject.smplx.items()}).joints[0]
+        photo_joints = model.forward(**smplx_tensors(subject.smplx)).joints[0]
     photo_uv = subject.camera.project(photo_joints.numpy())[:, :2] * scale + shift
     Image.fromarray(draw_skeleton(openpose_points(photo_uv), *size)).save(folder / "reference_skeleton.png")
     (folder / "camera.json").write_text(json.dumps(camera.to_json(), indent=1) + "\n")
@@ -161,17 +164,29 @@ def read_imported_frames(source: Path, count: int, size: tuple[int, int]) -> Ite
         yield frame
 
 
-def _segment(frame: np.ndarray) -> np.ndarray:
-    """Person mask of a generated frame (MediaPipe selfie segmentation)."""
-    from persona_studio.capture.detect import segment_person
+Segmenter = Callable[[np.ndarray], np.ndarray]
+"""[H, W, 3] uint8 frame -> [H, W] float person mask in [0, 1] (the app and CLI pass MediaPipe's)."""
 
-    return segment_person(frame)
+
+@dataclass
+class ModelFiles:
+    """Where the user keeps the optional heavy models (from their settings; empty: not installed)."""
+
+    mimicmotion: str = ""
+    svd: str = ""
+    sapiens: str = ""
+    device: str = "auto"
 
 
 def generate_training_set(workspace: str | Path, options: GenerateOptions | None = None, *,
-                          model: BodyModel | None = None, settings: Settings | None = None,
+                          model: BodyModel | None = None, files: ModelFiles | None = None,
+                          segment: Segmenter | None = None,
                           progress: Progress | None = None, cancelled: Callable[[], bool] | None = None) -> Path:
-    """Run the generate stage over ``workspace``; returns the training-set folder."""
+    """Run the generate stage over ``workspace``; returns the training-set folder.
+
+    ``model`` defaults to the one the subject was fitted with; ``files`` says where MimicMotion and
+    Sapiens are; ``segment`` masks frames that come without one (MimicMotion's, imported ones).
+    """
     options = options or GenerateOptions()
     report = progress or (lambda f, m: None)
     if options.generator not in GENERATORS:
@@ -180,28 +195,30 @@ def generate_training_set(workspace: str | Path, options: GenerateOptions | None
         raise GenerateError("the import generator needs --frames-from FOLDER_OR_VIDEO (made from the kit)")
     t0 = time.time()
     subject = Subject.load(workspace)
-    model = model or load_body_model(subject.body_model["kind"])
-    settings = settings or Settings.load()
+    model = model or subject.load_body_model()
+    files = files or ModelFiles()
+    if options.generator != "reposer" and not options.kit_only and segment is None:
+        raise GenerateError(f"the {options.generator} generator's frames need a person segmenter to mask them")
     notes: list[str] = []
     generator_backend = None
     if options.generator == "mimicmotion" and not options.kit_only:
         from persona_studio.generate.mimicmotion import MimicMotionGenerator, check_mimicmotion
 
-        ckpt = Path(settings.mimicmotion_path) if settings.mimicmotion_path else None
-        svd = Path(settings.svd_path) if settings.svd_path else None
+        ckpt = Path(files.mimicmotion) if files.mimicmotion else None
+        svd = Path(files.svd) if files.svd else None
         problem = check_mimicmotion(ckpt, svd)
         if problem:
             raise GenerateError(f"{problem}; use --generator reposer (built in) or write a kit with --kit-only")
-        generator_backend = MimicMotionGenerator(ckpt, svd, device=settings.device)
+        generator_backend = MimicMotionGenerator(ckpt, svd, device=files.device)
     geometry = None
-    if settings.sapiens_path and options.generator != "reposer" and not options.kit_only:
+    if files.sapiens and options.generator != "reposer" and not options.kit_only:
         from persona_studio.generate.sapiens import SapiensGeometry, check_sapiens
 
-        problem = check_sapiens(Path(settings.sapiens_path))
+        problem = check_sapiens(Path(files.sapiens))
         if problem:
             notes.append(f"{problem}; geometry targets come from the posed body instead")
         else:
-            geometry = SapiensGeometry(Path(settings.sapiens_path), device=settings.device)
+            geometry = SapiensGeometry(Path(files.sapiens), device=files.device)
     motions = load_motions(options.motions)
     frames = options.frames or DEFAULT_FRAMES[options.generator]
     sequence = driving_sequence(model, subject, motions, max_frames=frames, size=options.size)
@@ -237,7 +254,7 @@ def generate_training_set(workspace: str | Path, options: GenerateOptions | None
                     rgb, mask = body.rgb, body.mask
                 else:
                     rgb = next(images)
-                    mask = _segment(rgb)
+                    mask = segment(rgb)
                     if geometry is not None:
                         body = _sapiens_targets(geometry, rgb, mask, body)
                 write_frame(folder, i + 1, rgb, mask, body.depth, body.normal, body.parts, sequence.frame_params(i))
@@ -285,7 +302,7 @@ def _write_photo_frame(folder: Path, subject: Subject, model: BodyModel, rendere
     (of the surface fitted to the photo when there is one)."""
     displacement = None if surface is None else torch.as_tensor(surface.displacement)
     with torch.no_grad():
-        posed = model.forward(**{k: torch.as_tensor(v)[None] for k, v in subject.smplx.items()}).vertices[0]
+        posed = model.forward(**smplx_tensors(subject.smplx)).vertices[0]
         body = renderer.render(posed, torch.ones(renderer.interp.shape[0], 3), subject.camera,
                                displacement=displacement)
     write_frame(folder, 0, subject.image, subject.mask, body.depth, body.normal, body.parts, subject.smplx)

@@ -13,10 +13,10 @@ import numpy as np
 import torch
 
 from persona_studio.body.model import BodyModel
-from persona_studio.body.parts import PART_COLORS, vertex_parts
-from persona_studio.body.subdivide import longest_incident_edge, subdivide
+from persona_studio.body.parts import PART_COLORS
+from persona_studio.body.subdivide import longest_incident_edge
 from persona_studio.render.camera import Camera
-from persona_studio.render.rasterize import RasterOutput, rasterize
+from persona_studio.render.rasterize import RasterOutput, rasterize_cameras
 
 
 @dataclass
@@ -45,9 +45,8 @@ class BodyRenderer:
 
     def __init__(self, model: BodyModel, level: int = 1):
         self.model = model
-        faces, self.interp = subdivide(model.faces, model.num_vertices, level)
+        faces, self.interp, _, self.parts = model.subdivision(level)
         self.faces = torch.as_tensor(faces)
-        self.parts = vertex_parts(self.interp @ model.skinning_weights.numpy())
         self.part_colors = torch.as_tensor(PART_COLORS[self.parts])
         coo = self.interp.tocoo()
         self._interp = torch.sparse_coo_tensor(np.stack([coo.row, coo.col]), coo.data.astype(np.float32),
@@ -76,10 +75,7 @@ class BodyRenderer:
         R = torch.as_tensor(camera.R, dtype=torch.float32)
         normals_cam = vertex_normals(v, self.faces) @ R.T
         features = torch.cat([colors, normals_cam, self.part_colors], dim=1)  # [V, 9]
-        viewmat = torch.as_tensor(camera.viewmat, dtype=torch.float32)[None]
-        K = torch.as_tensor(camera.K, dtype=torch.float32)[None]
-        return rasterize(v, self.scales(v), torch.ones(v.shape[0]), features, viewmat, K, camera.width,
-                         camera.height, antialiased=True)
+        return rasterize_cameras([camera], v, self.scales(v), torch.ones(v.shape[0]), features, antialiased=True)
 
     def render(self, base_vertices: torch.Tensor, colors: torch.Tensor, camera: Camera,
                background: float = 1.0, displacement: torch.Tensor | None = None) -> BodyRender:

@@ -16,6 +16,8 @@ import torch
 
 @dataclass(frozen=True)
 class Camera:
+    """A pinhole camera: world -> camera ``R``, ``t`` (OpenCV axes), intrinsics in pixels, image size; see the
+    module docstring."""
     R: np.ndarray  # [3, 3] world -> camera rotation
     t: np.ndarray  # [3] world -> camera translation
     fx: float
@@ -69,6 +71,7 @@ class Camera:
         return np.concatenate([uv, z], axis=-1)
 
     def to_json(self) -> dict:
+        """The ``camera.json`` form (PERSONA keys: R, t, focal, princpt, width, height)."""
         return {
             "R": self.R.tolist(), "t": self.t.tolist(), "focal": [self.fx, self.fy],
             "princpt": [self.cx, self.cy], "width": self.width, "height": self.height,
@@ -76,6 +79,7 @@ class Camera:
 
     @classmethod
     def from_json(cls, d: dict) -> "Camera":
+        """The camera saved by :meth:`to_json`."""
         return cls(np.array(d["R"]), np.array(d["t"]), float(d["focal"][0]), float(d["focal"][1]),
                    float(d["princpt"][0]), float(d["princpt"][1]), int(d["width"]), int(d["height"]))
 

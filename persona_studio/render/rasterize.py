@@ -27,6 +27,7 @@ GPU_INSTALL_HINT = 'pip install "persona-studio[gpu]"'
 
 @dataclass
 class RasterOutput:
+    """What :func:`rasterize` returns for B cameras (shapes beside each field)."""
     features: Tensor  # [B, H, W, C] composited features, background blended in as bg * (1 - alpha)
     alpha: Tensor  # [B, H, W, 1]
     depth: Tensor  # [B, H, W, 1] expected camera-space z, alpha-normalised (0 where alpha ~ 0), like gsplat "ED"

@@ -28,6 +28,7 @@ import torch
 from scipy.ndimage import distance_transform_edt
 from scipy.spatial import cKDTree
 
+from persona_studio.body.model import smplx_tensors
 from persona_studio.body.parts import PART_INDEX
 from persona_studio.body.skeleton import JOINT_INDEX
 from persona_studio.render.body import BodyRenderer, vertex_normals
@@ -66,7 +67,7 @@ def photo_visibility(renderer: BodyRenderer, mask: np.ndarray, camera: Camera, s
     """How the photo (person ``mask`` [H, W], ``camera``) sees the dense vertices of the body in pose
     ``smplx``, displaced along its normals by ``displacement`` [V] when given."""
     with torch.no_grad():
-        posed = renderer.model.forward(**{k: torch.as_tensor(v)[None] for k, v in smplx.items()}).vertices[0]
+        posed = renderer.model.forward(**smplx_tensors(smplx)).vertices[0]
         shift = None if displacement is None else torch.as_tensor(displacement, dtype=torch.float32)
         dense = renderer.surface(posed, shift)
         view = renderer.render(posed, torch.ones(dense.shape[0], 3), camera, displacement=shift)

@@ -328,6 +328,8 @@ class _Composite(torch.autograd.Function):
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_image: Tensor):
+        """[B, H, W, D] image gradient -> gradients of ``table`` [G, 6] and ``features`` [G, D], replaying the
+        forward's steps back to front."""
         (features,) = ctx.saved_tensors
         lists = ctx.lists
         D = features.shape[1]

@@ -48,6 +48,7 @@ def masked_psnr(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) ->
 
 
 def mask_iou(pred: torch.Tensor, target: torch.Tensor) -> float:
+    """IoU of two [H, W] masks thresholded at 0.5."""
     a, b = pred > 0.5, target > 0.5
     return float((a & b).sum() / (a | b).sum().clamp_min(1))
 

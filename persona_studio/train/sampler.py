@@ -10,6 +10,8 @@ import numpy as np
 
 
 class BalancedSampler:
+    """PERSONA's balanced sampling: the photo with probability ``photo_share``, else the next generated
+    frame of a shuffled epoch (each seen once per epoch); its state resumes with a checkpoint."""
     def __init__(self, generated: list[int], photo_share: float = 0.5, seed: int = 0):
         if not 0.0 <= photo_share <= 1.0:
             raise ValueError(f"photo share must be within 0..1, got {photo_share}")
@@ -27,8 +29,10 @@ class BalancedSampler:
         return int(self._epoch.pop())
 
     def state(self) -> dict:
+        """The random state and the rest of the epoch, for the checkpoint."""
         return {"rng": self.rng.bit_generator.state, "epoch": [int(i) for i in self._epoch]}
 
     def restore(self, state: dict) -> None:
+        """Continue from a state taken by :meth:`state`."""
         self.rng.bit_generator.state = state["rng"]
         self._epoch = list(state["epoch"])

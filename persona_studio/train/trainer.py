@@ -2,169 +2,42 @@
 
 Runs in a background thread (start, pause, resume, stop); loss weights, the photo share and the
 learning-rate scale change while it runs (applied at the next step); progress and preview events go to a
-callback; checkpoints are written atomically every N steps and a killed run resumes from the last one.
+callback; checkpoints are written atomically every N steps and a killed run resumes from the last one;
+other threads watch the avatar through snapshots (``snapshot()``), never the live one.
 
-Per step one frame is drawn (balanced sampling), the avatar is posed with the frame's SMPL-X (plus a
-learnt per-frame correction) and rendered once with features [colour, seam colour, normal, part colour,
-hand]; render and frame are composited over a random plain colour, and the losses are:
-- photo: image loss (0.8 L1 + 0.2 D-SSIM), down-weighted inside seams (weight ``seam``), where the
-  colour is pulled towards the seam colour instead (weight 1 - ``seam``; presets may set ``seam``: the
-  CPU ``preview`` keeps the photo at full weight); mask; depth/normal/part losses at the photo
-  geometry weight (0.1);
-- generated frames: image loss on colour and on seam colour; mask, depth (scale-invariant), normals,
-  parts at weight 1; the image loss reaches the deformation (means, MLP, triplane) at the generated
-  image weight (0.1: geometry-weighted optimisation) while colours get it in full;
-- hand mask (rendered hand Gaussians vs the body mesh's hands); Laplacian regularisers on offsets,
-  scales and colours; a prior pulling colours towards the starting ones.
-Image losses count only inside each frame's person (a pixel in from its edge): outside it the mask
-loss teaches "no avatar here", and a colour loss there would paint Gaussians in the random background.
+What a step computes is in :mod:`persona_studio.train.step`, the frames it learns from in
+:mod:`persona_studio.train.frames`, the figures it ends with in :mod:`persona_studio.train.evaluation`.
 The avatar starts from the re-poser's surface (its colours and its clothed volume as offsets) when
 the training set has one at least as fine as the avatar.
 """
 
 from __future__ import annotations
 
-import json
 import threading
 import time
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import torch
-from PIL import Image
 
 from persona_studio.avatar.avatar import Avatar, AvatarConfig
 from persona_studio.avatar.bundle import load_checkpoint, save_avatar, save_checkpoint
-from persona_studio.body.model import BodyModel, load_body_model
-from persona_studio.body.parts import PART_COLORS, PART_INDEX, vertex_parts
-from persona_studio.body.subdivide import mesh_neighbours, uniform_laplacian
-from persona_studio.workspace.subject import Subject
-from persona_studio.generate.training_set import TrainingSet
+from persona_studio.body.model import BodyModel
+from persona_studio.body.subdivide import mesh_neighbours
 from persona_studio.render.body import BodyRenderer, vertex_normals
-from persona_studio.render.camera import Camera
-from persona_studio.render.mesh import mesh_silhouette
-from persona_studio.render.rasterize import rasterize
 from persona_studio.render.texture import color_from_photo
-from persona_studio.train import losses
+from persona_studio.train.evaluation import evaluate, preview_image
+from persona_studio.train.frames import load_frames, split_generated
 from persona_studio.train.sampler import BalancedSampler
-from persona_studio.train.seams import seam_mask
-
-PRESETS_DIR = Path(__file__).resolve().parents[2] / "presets" / "training"
-AVATAR_DIR = "avatar"
-COLOUR_ADAM_EPS = 1e-5  # about a well-seen Gaussian's colour gradient at the preview's size
-POSE_KEYS = ("global_orient", "body_pose", "jaw_pose", "left_hand_pose", "right_hand_pose", "transl")
-
-
-@dataclass
-class LossWeights:
-    """Live-adjustable weights (the app's sliders)."""
-
-    image: float = 1.0  # photo image loss
-    generated_image: float = 0.1  # image loss of generated frames, as seen by the deformation
-    mask: float = 1.0
-    depth: float = 1.0
-    normal: float = 1.0
-    parts: float = 1.0
-    photo_geometry: float = 0.1  # depth/normal/part weight on the photo
-    seam: float = 0.1  # photo image weight inside seams (the seam colour gets 1 - seam there)
-    hand_mask: float = 1.0
-    laplacian_offsets: float = 1e4
-    laplacian_scales: float = 0.1
-    laplacian_colors: float = 0.1
-    colour_prior: float = 4.0  # pull towards the starting colours (what the photo shows, the re-poser inferred)
-
-
-@dataclass
-class TrainSettings:
-    preset: str = "preview"
-    iterations: int = 2000
-    resolution: int = 256  # longer side of the training renders
-    template_level: int = 1
-    mlp_width: int = 128
-    triplane_resolution: int = 128
-    checkpoint_every: int = 250
-    preview_every: int = 50
-    photo_share: float = 0.5
-    lr_scale: float = 1.0
-    balanced_sampling: bool = True  # ablation switches
-    geometry_weighting: bool = True
-    pose_deformation: bool = True
-    held_out_share: float = 0.1
-    seed: int = 0
-    weights: LossWeights = field(default_factory=LossWeights)
-
-    @classmethod
-    def from_preset(cls, name: str, **overrides) -> "TrainSettings":
-        path = PRESETS_DIR / f"{name}.json"
-        if not path.is_file():
-            known = ", ".join(sorted(p.stem for p in PRESETS_DIR.glob("*.json")))
-            raise ValueError(f"unknown training preset {name!r}: use one of {known}")
-        raw = json.loads(path.read_text())
-        known = {f.name for f in fields(cls)} - {"weights"}
-        values = {k: v for k, v in raw.items() if k in known}
-        values.update({k: v for k, v in overrides.items() if v is not None})
-        weight_names = {f.name for f in fields(LossWeights)}
-        unknown = set(raw.get("weights", {})) - weight_names
-        if unknown:
-            raise ValueError(f"preset {name!r} sets unknown loss weights {sorted(unknown)}: use {sorted(weight_names)}")
-        values.setdefault("weights", LossWeights(**raw.get("weights", {})))
-        return cls(preset=name, **values)
-
-
-@dataclass
-class FrameData:
-    rgb: torch.Tensor  # [H, W, 3] on white
-    mask: torch.Tensor  # [H, W]
-    depth: torch.Tensor  # [H, W] (0 = none)
-    normal: torch.Tensor  # [H, W, 3]
-    part_rgb: torch.Tensor  # [H, W, 3]
-    hands: torch.Tensor  # [H, W] body mesh's hands
-    camera: Camera
-    smplx: dict[str, torch.Tensor]  # each [1, ...]
-    is_photo: bool
-
-
-def _resize(array: np.ndarray, size: tuple[int, int], nearest: bool = False) -> np.ndarray:
-    """[H, W] or [H, W, C] float image -> resized to ``size`` (W, H), a writable array."""
-    mode = Image.NEAREST if nearest else Image.BILINEAR
-    if array.ndim == 2:
-        return np.array(Image.fromarray(array.astype(np.float32), mode="F").resize(size, mode))
-    return np.stack([_resize(array[..., c], size, nearest) for c in range(array.shape[-1])], -1)
-
-
-def load_frames(ts: TrainingSet, model: BodyModel, resolution: int) -> list[FrameData]:
-    """Every frame of the training set at the training resolution, as tensors."""
-    hand_faces = None
-    out = []
-    for index in range(len(ts)):
-        f = ts.load(index)
-        camera = f.camera.with_longer_side(resolution)
-        size = (camera.width, camera.height)
-        mask = _resize(f.mask, size)
-        rgb = _resize(f.rgb, size)
-        rgb = rgb * mask[..., None] + (1 - mask[..., None])  # on white, like the renders
-        params = {k: torch.as_tensor(v)[None] for k, v in f.smplx.items()}
-        with torch.no_grad():
-            verts = model.forward(**params).vertices[0].numpy()
-        if hand_faces is None:
-            parts = vertex_parts(model.skinning_weights.numpy())
-            hand = np.isin(parts, [PART_INDEX["left_hand"], PART_INDEX["right_hand"]])
-            hand_faces = model.faces[hand[model.faces].all(1)]
-        out.append(FrameData(
-            rgb=torch.as_tensor(rgb, dtype=torch.float32), mask=torch.as_tensor(mask, dtype=torch.float32),
-            depth=torch.as_tensor(_resize(f.depth, size, nearest=True), dtype=torch.float32),
-            normal=torch.as_tensor(_resize(f.normal, size, nearest=True), dtype=torch.float32),
-            part_rgb=torch.as_tensor(PART_COLORS[_resize(f.parts.astype(np.float32), size, nearest=True).astype(int)]),
-            hands=torch.as_tensor(mesh_silhouette(verts, hand_faces, camera), dtype=torch.float32),
-            camera=camera, smplx=params, is_photo=f.is_photo))
-    return out
-
-
-def _gradient_scaled(x: torch.Tensor, scale: float) -> torch.Tensor:
-    """Same value as ``x``; gradients through it are multiplied by ``scale``."""
-    return x.detach() + scale * (x - x.detach())
+from persona_studio.train.settings import TrainSettings
+from persona_studio.train.snapshot import AvatarSnapshot, SnapshotPublisher
+from persona_studio.train.step import (CORRECTED_KEYS, colour_gradient_scale, colour_weight, data_losses, frame_seams,
+                                       optimiser_groups, pose_deltas, regularisers, render_frame)
+from persona_studio.workspace.folders import avatar_folder, bundle_folder, checkpoint_file
+from persona_studio.workspace.subject import Subject
+from persona_studio.workspace.training_set import TrainingSet
 
 
 class Trainer:
@@ -189,10 +62,12 @@ class Trainer:
         self.error: BaseException | None = None
         self.avatar: Avatar | None = None
         self.history: list[dict] = []
+        self._snapshots = SnapshotPublisher()
 
     # --- control (any thread) -------------------------------------------------------------------
 
     def start(self) -> threading.Thread:
+        """Run :meth:`run` on a new daemon thread (the app's and the tests' path); returns the thread."""
         if self._thread is not None and self._thread.is_alive():
             raise RuntimeError("training is already running")
         self._stop.clear()
@@ -202,25 +77,31 @@ class Trainer:
         return self._thread
 
     def pause(self) -> None:
+        """Hold before the next step (the step in flight finishes)."""
         self._run.clear()
 
     def resume(self) -> None:
+        """Go on after :meth:`pause`."""
         self._run.set()
 
     def stop(self) -> None:
+        """End the run after the step in flight (a paused run too): checkpoint, figures, a 'stopped' event."""
         self._stop.set()
         self._run.set()
 
     def join(self, timeout: float | None = None) -> None:
+        """Wait for the thread :meth:`start` made, if any."""
         if self._thread is not None:
             self._thread.join(timeout)
 
     @property
     def running(self) -> bool:
+        """Whether the thread :meth:`start` made is alive."""
         return self._thread is not None and self._thread.is_alive()
 
     @property
     def paused(self) -> bool:
+        """Whether :meth:`pause` holds the run."""
         return not self._run.is_set()
 
     def set_weights(self, **values: float) -> None:
@@ -229,39 +110,46 @@ class Trainer:
             self._weights = replace(self._weights, **values)
 
     def set_photo_share(self, share: float) -> None:
+        """Change how often the photo is drawn (0..1); applied at the next step."""
         if not 0.0 <= share <= 1.0:
             raise ValueError(f"photo share must be within 0..1, got {share}")
         with self._lock:
             self._photo_share = share
 
     def set_lr_scale(self, scale: float) -> None:
+        """Scale every learning rate (> 0); applied at the next step."""
         if scale <= 0:
             raise ValueError(f"learning-rate scale must be positive, got {scale}")
         with self._lock:
             self._lr_scale = scale
 
+    def snapshot(self) -> AvatarSnapshot | None:
+        """The avatar's latest published snapshot (None before the first) and a request for a newer one:
+        the training thread publishes at its next step boundary, and when it pauses or ends."""
+        self._snapshots.request()
+        return self._snapshots.latest()
+
     # --- setup ----------------------------------------------------------------------------------
 
     @property
     def folder(self) -> Path:
-        return self.workspace / AVATAR_DIR
+        """The workspace's avatar folder."""
+        return avatar_folder(self.workspace)
 
     @property
     def checkpoint_path(self) -> Path:
-        return self.folder / "checkpoint.safetensors"
+        """The resumable checkpoint's file."""
+        return checkpoint_file(self.workspace)
 
     def prepare(self) -> None:
         """Load the training set and build (or resume) the avatar and optimiser."""
         s = self.settings
         torch.manual_seed(s.seed)
         self.subject = Subject.load(self.workspace)
-        self.model = self._model or load_body_model(self.subject.body_model["kind"])
+        self.model = self._model or self.subject.load_body_model()
         ts = TrainingSet(self.workspace)
         self.frames = load_frames(ts, self.model, s.resolution)
-        generated = list(range(1, len(self.frames)))
-        n_held = int(round(len(generated) * s.held_out_share)) if len(generated) > 4 else 0
-        self.held_out = generated[:: max(1, len(generated) // max(n_held, 1))][:n_held] if n_held else []
-        train_frames = [i for i in generated if i not in self.held_out]
+        train_frames, self.held_out = split_generated(len(self.frames), s.held_out_share)
         share = s.photo_share if s.balanced_sampling else 1.0 / (len(train_frames) + 1)
         self._photo_share = share
         self.sampler = BalancedSampler(train_frames, share, s.seed)
@@ -303,33 +191,18 @@ class Trainer:
         self._build_optimiser()
 
     def _build_optimiser(self) -> None:
-        a, n = self.avatar, len(self.frames)
-        # One tensor per frame and key: Adam skips tensors without a gradient, so frames not drawn this
-        # step keep still (one shared [n, D] tensor would keep drifting them on stale momentum).
-        self.deltas = {k: [torch.zeros(1, self.frames[0].smplx[k].shape[1], requires_grad=True) for _ in range(n)]
-                       for k in POSE_KEYS}
+        """Fresh per-frame pose corrections, Adam over them and the avatar, empty per-frame caches."""
+        a = self.avatar
+        self.deltas = pose_deltas(self.frames)
         self.neighbours, self.counts = mesh_neighbours(a.faces, a.num_gaussians)
-        groups = [
-            {"params": [a.offsets], "lr": 1e-3}, {"params": list(a.triplane.parameters()) + list(a.mlp.parameters()), "lr": 1e-3},
-            {"params": [a.log_scales], "lr": 1e-2},
-            # Adam's steps do not shrink with the gradient while it is far above eps: a Gaussian the frames
-            # barely show (a back Gaussian behind the photo's front surface gets a thousandth of a seen
-            # one's gradient through the last transmittance) would take full steps on noise, a random walk
-            # per channel (chroma speckle, saturated blobs on the unseen side). eps at a well-seen colour's
-            # gradient keeps such steps in proportion to the evidence.
-            {"params": [a.colors, a.seam_colors], "lr": 1e-2, "eps": COLOUR_ADAM_EPS},
-            {"params": [d for k in POSE_KEYS if "hand" not in k for d in self.deltas[k]], "lr": 1e-3},
-            {"params": [d for k in POSE_KEYS if "hand" in k for d in self.deltas[k]], "lr": 1e-4},
-        ]
-        for g in groups:
-            g["base_lr"] = g["lr"]
-        self.optimiser = torch.optim.Adam(groups)
+        self.optimiser = torch.optim.Adam(optimiser_groups(a, self.deltas))
         self._seams: dict[int, torch.Tensor] = {}
         self._colour_weights: dict[int, torch.Tensor] = {}
 
     def _restore(self, extra: dict[str, torch.Tensor], saved: dict) -> None:
+        """Load a checkpoint's pose corrections, Adam moments and sampler state into the fresh optimiser."""
         with torch.no_grad():
-            for k in POSE_KEYS:
+            for k in CORRECTED_KEYS:
                 for delta, saved_row in zip(self.deltas[k], extra[f"delta.{k}"]):
                     delta.copy_(saved_row[None])
         state = self.optimiser.state_dict()
@@ -341,6 +214,7 @@ class Trainer:
         self.sampler.restore(saved["sampler"])
 
     def save_checkpoint(self) -> Path:
+        """Write everything a resumed run needs (avatar, corrections, Adam, sampler, step), atomically."""
         extra = {f"delta.{k}": torch.cat(v).detach() for k, v in self.deltas.items()}
         extra["prior_colors"] = self.prior_colors
         for pid, st in self.optimiser.state_dict()["state"].items():
@@ -353,104 +227,47 @@ class Trainer:
     # --- one step -------------------------------------------------------------------------------
 
     def frame_params(self, index: int) -> dict[str, torch.Tensor]:
+        """Frame ``index``'s SMPL-X (each [1, ...]) with its learnt correction added."""
         f = self.frames[index]
         params = dict(f.smplx)
-        for k in POSE_KEYS:
+        for k in CORRECTED_KEYS:
             params[k] = f.smplx[k] + self.deltas[k][index]
         return params
 
     def render(self, index: int, features: str = "train", params: dict | None = None):
         """Render frame ``index``'s view: 'train' features (13 channels) or 'positions' (canonical)."""
         f = self.frames[index]
-        a = self.avatar
-        posed = a.pose(params or self.frame_params(index))
-        means = posed.means[0]
-        R = torch.as_tensor(f.camera.R, dtype=torch.float32)
-        if features == "positions":
-            lo, hi = a.template.min(0).values, a.template.max(0).values
-            feats = (a.template - lo) / (hi - lo)
-        else:
-            scale = 1.0
-            if not f.is_photo and self.settings.geometry_weighting:
-                scale = 1.0 / max(self._step_weights.generated_image, 1e-6)
-            colors = _gradient_scaled(posed.colors, scale)
-            seam_colors = _gradient_scaled(a.seam_colors.clamp(0, 1), scale)
-            normals = vertex_normals(means, a.faces) @ R.T
-            part_rgb = torch.as_tensor(PART_COLORS)[a.parts]
-            feats = torch.cat([colors, seam_colors, normals, part_rgb, a.hand_mask[:, None].float()], 1)
-        viewmat = torch.as_tensor(f.camera.viewmat, dtype=torch.float32)[None]
-        K = torch.as_tensor(f.camera.K, dtype=torch.float32)[None]
-        return rasterize(means, posed.scales, posed.opacities, feats, viewmat, K, f.camera.width, f.camera.height,
-                         antialiased=True)
+        scale = colour_gradient_scale(f, self._step_weights, self.settings.geometry_weighting)
+        return render_frame(self.avatar, f, params or self.frame_params(index), features, scale)
 
     def seams(self, index: int) -> torch.Tensor:
         """[H, W] seam mask of a frame (cached; refreshed every few hundred steps)."""
         cached = self._seams.get(index)
         if cached is None:
-            with torch.no_grad():
-                out = self.render(index, "positions")
-                cached = seam_mask(out.features, out.alpha[..., 0])[0]
-            self._seams[index] = cached
+            cached = self._seams[index] = frame_seams(self.avatar, self.frames[index], self.frame_params(index))
         return cached
 
     def colour_weights(self, index: int) -> torch.Tensor:
-        """[H, W] where frame ``index``'s colours teach the avatar's colours: inside its person mask, one
-        pixel in from the edge. Outside it the only right answer is "no avatar here", which the mask loss
-        teaches; a colour loss there would paint the Gaussians in the (random) background colour, and
-        the edge pixels blend the person into the photo's own background (a light rim)."""
+        """[H, W] where frame ``index``'s colours teach the avatar's colours (cached)."""
         cached = self._colour_weights.get(index)
         if cached is None:
-            person = (self.frames[index].mask > 0.5).float()[None, None]
-            cached = -torch.nn.functional.max_pool2d(-person, 3, stride=1, padding=1)[0, 0]
-            self._colour_weights[index] = cached
+            cached = self._colour_weights[index] = colour_weight(self.frames[index].mask)
         return cached
 
     def losses_for(self, index: int, background: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, float]]:
         """Loss terms of frame ``index`` with the render and the frame's person composited over a plain
         ``background`` colour [3] (default white)."""
         w = self._step_weights
-        f = self.frames[index]
         out = self.render(index)
-        feat, alpha = out.features[0], out.alpha[0, ..., 0]
-        safe = alpha.clamp_min(1e-4)[..., None]
         background = torch.ones(3) if background is None else background
-        behind = (1 - alpha[..., None]) * background
-        rgb, seam_rgb = feat[..., 0:3] + behind, feat[..., 3:6] + behind
-        target = f.rgb + (1 - f.mask[..., None]) * (background - 1)  # the frame's person over it
-        normal, part_rgb, hands = feat[..., 6:9] / safe, feat[..., 9:12] / safe, feat[..., 12]
-        seams = self.seams(index)
-        colour_weight = self.colour_weights(index)
-        inside = (f.mask > 0.5) & (alpha > 0.5)
-        terms: dict[str, torch.Tensor] = {"mask": w.mask * (alpha - f.mask).abs().mean()}
-        geometry = w.photo_geometry if f.is_photo else 1.0
-        valid_depth = inside & (f.depth > 0)
-        terms["depth"] = geometry * w.depth * losses.scale_invariant_depth(out.depth[0, ..., 0][None], f.depth[None], valid_depth[None])
-        terms["normal"] = geometry * w.normal * losses.normal_loss(normal[None], f.normal[None], inside[None])
-        union = (f.mask > 0.5) | (alpha > 0.5)
-        terms["parts"] = geometry * w.parts * ((part_rgb - f.part_rgb).abs().sum(-1) * union).sum() / union.sum().clamp_min(1)
-        if f.is_photo:
-            # Inside seams the photo keeps weight ``seam`` and the seam colour the rest, both per pixel
-            # on the same footing as the image loss (normalised by the same total weight).
-            weight = torch.where(seams, torch.full_like(f.mask, w.seam), torch.ones_like(f.mask)) * colour_weight
-            terms["image"] = w.image * losses.image_loss(rgb[None], target[None], weight[None])
-            seam_pull = (rgb - seam_rgb.detach()).abs().mean(-1) * seams * (1 - w.seam) * colour_weight
-            terms["seam"] = w.image * seam_pull.sum() / weight.sum().clamp_min(1.0)
-        else:
-            image_weight = w.generated_image if self.settings.geometry_weighting else 1.0
-            terms["image"] = image_weight * losses.image_loss(rgb[None], target[None], colour_weight[None])
-            terms["seam"] = image_weight * losses.image_loss(seam_rgb[None], target[None], colour_weight[None])
-        terms["hand_mask"] = w.hand_mask * ((hands - f.hands).abs() * torch.maximum(f.hands, hands.detach().clamp(0, 1))).mean()
-        a = self.avatar
-        terms["laplacian"] = (w.laplacian_offsets * uniform_laplacian(a.offsets, self.neighbours, self.counts)
-                              + w.laplacian_scales * uniform_laplacian(a.log_scales[:, None], self.neighbours, self.counts)
-                              + w.laplacian_colors * uniform_laplacian(a.colors, self.neighbours, self.counts))
-        # The frames may move a colour only as far as their evidence agrees: a Gaussian few frames show
-        # gets weak, inconsistent pulls that would otherwise add up to speckle on the unseen side.
-        terms["colour_prior"] = w.colour_prior * (a.colors - self.prior_colors).pow(2).sum(-1).mean()
+        terms = data_losses(out, self.frames[index], w, self.seams(index), self.colour_weights(index), background,
+                            self.settings.geometry_weighting)
+        terms.update(regularisers(self.avatar, w, self.neighbours, self.counts, self.prior_colors))
         total = sum(terms.values())
         return total, {k: float(v.detach()) for k, v in terms.items()}
 
     def train_step(self) -> dict[str, float]:
+        """One optimisation step on one drawn frame; returns its loss terms, the total and the frame."""
         s = self.settings
         with self._lock:
             self._step_weights = replace(self._weights)
@@ -474,34 +291,21 @@ class Trainer:
             self.avatar.seam_colors.clamp_(0, 1)
         self.avatar.invalidate_cache()
         self.step += 1
+        self._snapshots.publish_if_wanted(self.avatar, self.step)
         terms["total"] = float(loss.detach())
         terms["frame"] = index
         return terms
 
     # --- evaluation -----------------------------------------------------------------------------
 
-    @torch.no_grad()
     def evaluate(self) -> dict[str, float]:
         """Masked PSNR on the photo's view; mask IoU on the held-out generated frames."""
-        photo = self.frames[0]
-        out = self.render(0)
-        rgb = out.features[0, ..., :3] + (1 - out.alpha[0])
-        result = {"photo_psnr": losses.masked_psnr(rgb[None], photo.rgb[None], photo.mask[None])}
-        ious = []
-        for index in self.held_out:
-            f = self.frames[index]
-            alpha = self.render(index, params=dict(f.smplx)).alpha[0, ..., 0]
-            ious.append(losses.mask_iou(alpha, f.mask))
-        if ious:
-            result["held_out_mask_iou"] = float(np.mean(ious))
-        return result
+        return evaluate(self.avatar, self.frames, self.held_out, self.frame_params(0))
 
     def preview(self, index: int = 0) -> np.ndarray:
         """[H, W, 3] uint8 render of a training view (for the app's preview)."""
         with torch.no_grad():
-            out = self.render(index)
-            rgb = out.features[0, ..., :3] + (1 - out.alpha[0])
-        return (rgb.clamp(0, 1).numpy() * 255).astype(np.uint8)
+            return preview_image(self.render(index))
 
     # --- the loop -------------------------------------------------------------------------------
 
@@ -513,6 +317,7 @@ class Trainer:
         t0, step0 = time.time(), self.step
         while self.step < s.iterations and not self._stop.is_set():
             if not self._run.is_set():
+                self._snapshots.publish(self.avatar, self.step)
                 self.on_event({"type": "paused", "step": self.step})
                 self._run.wait()
                 if self._stop.is_set():
@@ -529,17 +334,19 @@ class Trainer:
             if s.checkpoint_every and self.step % s.checkpoint_every == 0:
                 self.save_checkpoint()
                 self.on_event({"type": "checkpoint", "step": self.step, "path": str(self.checkpoint_path)})
+        self._snapshots.publish(self.avatar, self.step)
         self.save_checkpoint()
         figures = self.evaluate()
         figures.update(step=self.step, seconds=round(time.time() - t0, 1))
         if self.step >= s.iterations:
-            save_avatar(self.avatar, self.folder / "bundle", extra={"figures": figures, "settings": asdict(s)})
+            save_avatar(self.avatar, bundle_folder(self.workspace), extra={"figures": figures, "settings": asdict(s)})
             self.on_event({"type": "finished", **figures})
         else:
             self.on_event({"type": "stopped", **figures})
         return figures
 
     def _thread_main(self) -> None:
+        """:meth:`run`, its failure reported as an 'error' event."""
         try:
             self.run()
         except BaseException as exc:  # reported to the app, never raised into a GUI

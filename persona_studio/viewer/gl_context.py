@@ -79,9 +79,11 @@ class HiddenGLContext:
 
     @property
     def alive(self) -> bool:
+        """The context has not been destroyed."""
         return self._window is not None
 
     def make_current(self) -> None:
+        """Make the context current; RuntimeError once destroyed or on another thread than its creator's."""
         if self._window is None:
             raise RuntimeError("the OpenGL context was destroyed")
         if threading.get_ident() != self._thread:
@@ -89,6 +91,7 @@ class HiddenGLContext:
         glfw.make_context_current(self._window)
 
     def destroy(self) -> None:
+        """Destroy the window and its context (GLFW ends with its last user); again is a no-op."""
         if self._window is None:
             return
         glfw.make_context_current(None)

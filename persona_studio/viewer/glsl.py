@@ -59,9 +59,11 @@ class Program:
         self._locations: dict[str, int] = {}
 
     def use(self) -> None:
+        """Make this program the one in use."""
         GL.glUseProgram(self.id)
 
     def location(self, name: str) -> int:
+        """The uniform's location (-1 when not in the program), looked up once."""
         if name not in self._locations:
             self._locations[name] = GL.glGetUniformLocation(self.id, name)
         return self._locations[name]
@@ -88,4 +90,5 @@ class Program:
             raise ValueError(f"unsupported uniform shape {arr.shape} for {name}")
 
     def delete(self) -> None:
+        """Free the GL program."""
         GL.glDeleteProgram(self.id)

@@ -65,6 +65,7 @@ class OrbitCamera:
         return np.stack([right, down, forward])
 
     def focal(self, height: int) -> float:
+        """Focal length in pixels for an image ``height`` pixels tall at ``fov_y_deg``."""
         return 0.5 * height / math.tan(math.radians(self.fov_y_deg) / 2.0)
 
     def camera(self, width: int, height: int) -> Camera:

@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Frame:
+    """A rendered frame with what it was rendered with (camera, options) and how long it took."""
     image: np.ndarray  # [H, W, 4] float32 RGBA in [0, 1], top row first
     camera: Camera
     options: RenderOptions
@@ -46,12 +47,14 @@ class FrameMailbox:
         self.dropped = 0  # frames replaced before anyone took them
 
     def put(self, frame: Frame) -> None:
+        """Leave ``frame``, replacing (and counting as dropped) one not taken yet."""
         with self._lock:
             if self._frame is not None:
                 self.dropped += 1
             self._frame = frame
 
     def take(self) -> Frame | None:
+        """The waiting frame, emptying the slot; None when empty."""
         with self._lock:
             frame, self._frame = self._frame, None
             return frame
@@ -78,6 +81,8 @@ class RenderThread:
 
     # -- lifetime ---------------------------------------------------------------------------------
     def start(self, timeout: float = 60.0) -> RenderThread:
+        """Start the thread and wait up to ``timeout`` s for its GL context; returns self, raises the set-up
+        error."""
         if self._thread is not None:
             raise RuntimeError("the render thread is already started")
         self._thread = threading.Thread(target=self._run, name="viewer-render", daemon=True)
@@ -90,6 +95,7 @@ class RenderThread:
         return self
 
     def stop(self, timeout: float = 10.0) -> None:
+        """Ask the thread to end and wait up to ``timeout`` s for it."""
         with self._wake:
             self._stopping = True
             self._wake.notify()
@@ -104,6 +110,7 @@ class RenderThread:
 
     @property
     def alive(self) -> bool:
+        """The render thread runs."""
         return self._thread is not None and self._thread.is_alive()
 
     # -- requests from the GUI thread (never block on rendering) ----------------------------------
@@ -128,12 +135,16 @@ class RenderThread:
         self._request(camera=camera)
 
     def set_options(self, options: RenderOptions) -> None:
+        """The render options (mode, background, overlays) of the next frame."""
         self._request(options=options)
 
     def set_skeleton(self, joints, parents=None) -> None:
+        """Skeleton overlay: [J, 3] ``joints`` and their [J] ``parents`` (-1 for roots); None clears."""
         self._request(skeleton=(None if joints is None else to_numpy(joints, "joints"), parents))
 
     def set_mesh(self, vertices, faces=None) -> None:
+        """Wireframe overlay: [V, 3] ``vertices``, [F, 3] ``faces`` (omitted: move the current mesh's
+        vertices); None clears."""
         self._request(mesh=(None if vertices is None else to_numpy(vertices, "mesh vertices"),
                             None if faces is None else np.array(faces)))
 

@@ -59,6 +59,7 @@ ACCUMULATED_UNIT = 7  # texture unit the saturation pass reads the colour target
 
 
 class RenderMode(str, Enum):
+    """What the viewport shows of the Gaussians: colours, depth, normals, part colours or opacity."""
     RGB = "rgb"  # the Gaussians' colours
     DEPTH = "depth"  # expected depth, colour-mapped (near warm, far cool)
     NORMALS = "normals"  # caller-supplied per-Gaussian normals, in camera space, as normal-map colours
@@ -149,6 +150,8 @@ class _GaussianBuffer:
         self.capacity = 0
 
     def upload(self, texels: np.ndarray) -> None:
+        """Copy [N, 4] float32 texels into the buffer, growing it (and re-pointing the texture) when too
+        small."""
         data = np.ascontiguousarray(texels, dtype=np.float32)
         GL.glBindBuffer(GL.GL_ARRAY_BUFFER, self.buffer)
         if data.nbytes > self.capacity or self.capacity == 0:
@@ -160,6 +163,7 @@ class _GaussianBuffer:
             GL.glBufferSubData(GL.GL_ARRAY_BUFFER, 0, data.nbytes, data)
 
     def bind_texture(self, unit: int) -> None:
+        """Bind the buffer texture to texture unit ``unit``."""
         GL.glActiveTexture(GL.GL_TEXTURE0 + unit)
         GL.glBindTexture(GL.GL_TEXTURE_BUFFER, self.texture)
 
@@ -170,6 +174,7 @@ class _GaussianBuffer:
         GL.glVertexAttribPointer(location, 4, GL.GL_FLOAT, GL.GL_FALSE, 16, None)
 
     def delete(self) -> None:
+        """Free the texture and the buffer."""
         GL.glDeleteTextures([self.texture])
         GL.glDeleteBuffers(1, [self.buffer])
 
@@ -183,6 +188,7 @@ class _ArrayBuffer:
         self.capacity = 0
 
     def upload(self, data: np.ndarray) -> None:
+        """Copy ``data`` into the buffer, growing its storage when too small."""
         data = np.ascontiguousarray(data)
         GL.glBindBuffer(self.target, self.buffer)
         if data.nbytes > self.capacity:
@@ -192,6 +198,7 @@ class _ArrayBuffer:
             GL.glBufferSubData(self.target, 0, data.nbytes, data)
 
     def delete(self) -> None:
+        """Free the buffer."""
         GL.glDeleteBuffers(1, [self.buffer])
 
 
@@ -208,6 +215,8 @@ class _Target:
         self.size = (0, 0)
 
     def resize(self, width: int, height: int) -> None:
+        """(Re)allocate the colour texture and depth buffer at ``width`` x ``height`` (nothing when
+        unchanged)."""
         if self.size == (width, height):
             return
         GL.glBindTexture(GL.GL_TEXTURE_2D, self.color)
@@ -234,6 +243,7 @@ class _Target:
             raise RuntimeError(f"framebuffer {width}x{height} incomplete (status {status:#x})")
 
     def delete(self) -> None:
+        """Free the framebuffers, the texture and the depth buffer."""
         GL.glDeleteFramebuffers(2, [self.fbo, self.depth_fbo])
         GL.glDeleteTextures([self.color])
         GL.glDeleteRenderbuffers(1, [self.depth])
@@ -252,6 +262,7 @@ class FrameTimings:
 
     @property
     def total_ms(self) -> float:
+        """Upload + sort + draw + readback."""
         return self.upload_ms + self.sort_ms + self.draw_ms + self.readback_ms
 
 
@@ -340,6 +351,7 @@ class SplatRenderer:
     # -- scene ------------------------------------------------------------------------------------
     @property
     def gaussian_count(self) -> int:
+        """N, the Gaussians held (0 before any)."""
         return 0 if self._gaussians is None else self._gaussians.count
 
     @property
@@ -354,6 +366,7 @@ class SplatRenderer:
                                                  part_colors=part_colors))
 
     def set_gaussian_arrays(self, gaussians: GaussianArrays) -> None:
+        """Replace all Gaussians with already validated arrays (everything is uploaded and sorted again)."""
         self._gaussians = gaussians
         self._max_scales = gaussians.scales.max(axis=1, initial=0.0)
         self._means_version += 1

@@ -47,6 +47,7 @@ class GaussianArrays:
 
     @property
     def count(self) -> int:
+        """N."""
         return len(self.means)
 
 

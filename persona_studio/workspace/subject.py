@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from persona_studio.body.model import BodyModel, load_body_model
 from persona_studio.fileio import atomic_folder
 from persona_studio.render.camera import Camera
 
@@ -30,6 +31,8 @@ class WorkspaceError(ValueError):
 
 @dataclass
 class Subject:
+    """The fitted photo: working image, person mask, keypoints, SMPL-X parameters, camera, the body model they
+    belong to, fit metrics, notes."""
     image: np.ndarray  # [H, W, 3] uint8 working image
     mask: np.ndarray  # [H, W] float32 in [0, 1]
     keypoints: dict[str, np.ndarray]  # body [33, 3], left_hand/right_hand [21, 3], face [478, 3]
@@ -54,6 +57,12 @@ class Subject:
             "betas": p["betas"].tolist(),
         }
 
+    def load_body_model(self) -> BodyModel:
+        """The body model the subject was fitted with: its kind, and for official SMPL-X the file the
+        fit recorded (the betas only mean something on that model)."""
+        kind = self.body_model["kind"]
+        return load_body_model(kind, official_path=self.body_model.get("path") if kind == "official" else None)
+
     def save(self, workspace: str | Path, original_photo: str | Path, overlay: np.ndarray | None = None) -> Path:
         """Write ``workspace/subject/`` as a whole (atomic: the folder appears complete or not at all)."""
         target = Path(workspace) / SUBJECT_DIR
@@ -76,6 +85,8 @@ class Subject:
 
     @classmethod
     def load(cls, workspace: str | Path) -> "Subject":
+        """The Subject saved in ``workspace/subject/``; WorkspaceError when there is none or its format is
+        another."""
         folder = Path(workspace) / SUBJECT_DIR
         meta_path = folder / "subject.json"
         if not meta_path.is_file():

@@ -10,15 +10,18 @@ import logging
 import sys
 from pathlib import Path
 
-from persona_studio.export.commands import add_export_parser
+from persona_studio.cli.export import add_export_parser
+from persona_studio.progress import progress_printer
+from persona_studio.settings import Settings
+from persona_studio.workspace.folders import bundle_folder
 
-BENCHMARKS_DIR = Path(__file__).resolve().parents[1] / "benchmarks"
+BENCHMARKS_DIR = Path(__file__).resolve().parents[2] / "benchmarks"
 
 
 def _cmd_body_info(args: argparse.Namespace) -> int:
     from persona_studio.body.model import load_body_model
 
-    model = load_body_model(args.kind, gender=args.gender)
+    model = load_body_model(args.kind, gender=args.gender, official_path=Settings.load().official_smplx_path())
     print(model.info.describe())
     return 0
 
@@ -46,20 +49,13 @@ def _cmd_motion_convert(args: argparse.Namespace) -> int:
     return 0
 
 
-def _progress_printer(label: str):
-    """A progress callback that redraws one status line on stderr."""
-    def report(fraction: float, message: str) -> None:
-        sys.stderr.write(f"\r{label}: {fraction * 100:5.1f}%  {message:<50}")
-        sys.stderr.flush()
-        if fraction >= 1.0:
-            sys.stderr.write("\n")
-    return report
-
-
 def _cmd_fit(args: argparse.Namespace) -> int:
     from persona_studio.capture.pipeline import fit_photo
 
-    subject, folder = fit_photo(args.photo, args.workspace, progress=_progress_printer("fit"))
+    from persona_studio.body.model import load_body_model
+
+    model = load_body_model(official_path=Settings.load().official_smplx_path())
+    subject, folder = fit_photo(args.photo, args.workspace, model=model, progress=progress_printer("fit"))
     m = subject.metrics
     print(f"fit of {args.photo} in {m['fit_seconds']} s ({subject.body_model['kind']} body model)")
     print(f"  keypoint reprojection error: {m['keypoint_error_pct_height']:.2f} % of person height "
@@ -73,13 +69,15 @@ def _cmd_fit(args: argparse.Namespace) -> int:
 
 
 def _cmd_generate(args: argparse.Namespace) -> int:
-    from persona_studio.generate.stage import GenerateOptions, generate_training_set
-    from persona_studio.generate.training_set import TrainingSet
+    from persona_studio.capture.detect import segment_person
+    from persona_studio.generate.stage import GenerateOptions, ModelFiles, generate_training_set
+    from persona_studio.workspace.training_set import TrainingSet
 
     options = GenerateOptions(generator=args.generator, motions=args.motions or [], frames=args.frames,
                               size=tuple(args.size), kit_only=args.kit_only, frames_from=args.frames_from,
                               level=args.level, seed=args.seed)
-    folder = generate_training_set(args.workspace, options, progress=_progress_printer("generate"))
+    folder = generate_training_set(args.workspace, options, files=ModelFiles(**Settings.load().model_files()),
+                                   segment=segment_person, progress=progress_printer("generate"))
     if args.kit_only:
         print(f"wrote the generation kit: {folder / 'kit'} (see its README.md)")
         return 0
@@ -99,9 +97,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
     settings.balanced_sampling = not args.no_balanced_sampling
     settings.geometry_weighting = not args.no_geometry_weighting
     settings.pose_deformation = not args.no_pose_deformation
-    printer = _progress_printer("train")
+    printer = progress_printer("train")
 
     def on_event(event: dict) -> None:
+        """Redraw the progress line on progress events; print resumed/info messages on their own line."""
         if event["type"] == "progress":
             losses = event["losses"]
             printer(event["step"] / event["iterations"],
@@ -125,11 +124,11 @@ def _cmd_animate(args: argparse.Namespace) -> int:
     from persona_studio.body.motion import preset_motion_paths, read_motion
     from persona_studio.export.video import export_video
 
-    avatar, _ = load_avatar(args.workspace / "avatar" / "bundle")
+    avatar, _ = load_avatar(bundle_folder(args.workspace))
     motion_path = preset_motion_paths().get(str(args.motion), args.motion)
     motion = read_motion(motion_path)
     written = export_video(avatar, motion, args.output, overwrite=args.overwrite, size=tuple(args.size),
-                           fps=args.fps, camera=args.camera, progress=_progress_printer("animate"))
+                           fps=args.fps, camera=args.camera, progress=progress_printer("animate"))
     print(f"wrote {written}")
     return 0
 
@@ -147,6 +146,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``persona-studio`` argument parser: every command and its options, each bound to its ``_cmd_*``
+    runner."""
     parser = argparse.ArgumentParser(prog="persona-studio", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -225,6 +226,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; returns the exit code (1 with the message on stderr for the project's refusals, 130 on
+    Ctrl-C)."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s: %(message)s")

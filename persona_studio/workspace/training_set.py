@@ -34,6 +34,7 @@ SURFACE_FILE = "reposer_surface.npz"
 
 
 def frame_name(index: int, ext: str) -> str:
+    """``000042.png``: the file name of frame ``index`` with extension ``ext``."""
     return f"{index:06d}.{ext}"
 
 
@@ -50,6 +51,7 @@ def smplx_to_json(params: dict[str, np.ndarray]) -> dict:
 
 
 def smplx_from_json(frame: dict) -> dict[str, np.ndarray]:
+    """The PERSONA/ExAvatar JSON keys of one frame -> smplx keywords (flat float32 arrays)."""
     f32 = lambda v: np.asarray(v, np.float32).reshape(-1)  # noqa: E731
     return {
         "global_orient": f32(frame["root_pose"]), "body_pose": f32(frame["body_pose"]),
@@ -96,12 +98,14 @@ class PhotoSurface:
     colors: np.ndarray  # [V, 3] in [0, 1]
 
     def save(self, path: Path) -> None:
+        """Write the surface to ``path`` as an npz, atomically."""
         with atomic_path(path) as tmp:
             with open(tmp, "wb") as handle:
                 np.savez(handle, displacement=self.displacement, colors=self.colors)
 
     @classmethod
     def load(cls, path: Path) -> "PhotoSurface":
+        """The surface saved by :meth:`save`."""
         with np.load(path) as data:
             return cls(data["displacement"], data["colors"])
 

@@ -1,4 +1,4 @@
-"""``persona-studio export ACTION``: the export stage on the command line.
+"""``persona-studio export ACTION``: the export stage's command-line handlers.
 
 Outputs default to the workspace's ``exports/`` folder; every action refuses to replace an existing
 output unless given ``--overwrite``. Motion frames are numbered from 1 here, as in the file names of a
@@ -11,15 +11,14 @@ import argparse
 from pathlib import Path
 
 from persona_studio.export import ExportError
-
-EXPORTS_DIR = "exports"
+from persona_studio.progress import progress_printer
+from persona_studio.workspace.folders import bundle_folder, exports_folder
 
 
 def _avatar(workspace: Path):
     from persona_studio.avatar.bundle import load_avatar
-    from persona_studio.export.workspace_bundle import AVATAR_BUNDLE_DIR
 
-    avatar, _ = load_avatar(workspace / AVATAR_BUNDLE_DIR)
+    avatar, _ = load_avatar(bundle_folder(workspace))
     return avatar
 
 
@@ -62,21 +61,20 @@ def _cmd_ply(args: argparse.Namespace) -> int:
     from persona_studio.export.ply import export_ply
 
     avatar, motion, frame, stem = _posed(args)
-    target = args.output or args.workspace / EXPORTS_DIR / f"{stem}.ply"
+    target = args.output or exports_folder(args.workspace) / f"{stem}.ply"
     written = export_ply(avatar, target, motion, frame, overwrite=args.overwrite)
     print(f"wrote {written} ({avatar.num_gaussians} Gaussians, {_size(written)})")
     return 0
 
 
 def _cmd_sequence(args: argparse.Namespace) -> int:
-    from persona_studio.cli import _progress_printer
     from persona_studio.export.ply import export_ply_sequence
 
     avatar = _avatar(args.workspace)
     motion, name = _motion(args.motion)
-    target = args.output or args.workspace / EXPORTS_DIR / f"{name}_ply"
+    target = args.output or exports_folder(args.workspace) / f"{name}_ply"
     written = export_ply_sequence(avatar, motion, target, fps=args.fps, overwrite=args.overwrite,
-                                  progress=_progress_printer("sequence"))
+                                  progress=progress_printer("sequence"))
     print(f"wrote {written} ({len(list(written.glob('frame*.ply')))} frames, {_size(written)})")
     return 0
 
@@ -85,7 +83,7 @@ def _cmd_mesh(args: argparse.Namespace) -> int:
     from persona_studio.export.mesh import export_mesh
 
     avatar, motion, frame, stem = _posed(args)
-    target = args.output or args.workspace / EXPORTS_DIR / f"{stem}.glb"
+    target = args.output or exports_folder(args.workspace) / f"{stem}.glb"
     written = export_mesh(avatar, target, motion, frame, overwrite=args.overwrite)
     print(f"wrote {written} ({avatar.num_gaussians} vertices, {avatar.faces.shape[0]} triangles, {_size(written)})")
     return 0
@@ -93,15 +91,14 @@ def _cmd_mesh(args: argparse.Namespace) -> int:
 
 def _cmd_video(args: argparse.Namespace) -> int:
     from persona_studio.workspace.subject import Subject
-    from persona_studio.cli import _progress_printer
     from persona_studio.export.video import export_video
 
     avatar = _avatar(args.workspace)
     motion, name = _motion(args.motion)
     photo = Subject.load(args.workspace).image if args.side_by_side else None
-    target = args.output or args.workspace / EXPORTS_DIR / f"{name}_{args.camera}.mp4"
+    target = args.output or exports_folder(args.workspace) / f"{name}_{args.camera}.mp4"
     written = export_video(avatar, motion, target, overwrite=args.overwrite, photo=photo, size=tuple(args.size),
-                           fps=args.fps, camera=args.camera, progress=_progress_printer("video"))
+                           fps=args.fps, camera=args.camera, progress=progress_printer("video"))
     print(f"wrote {written} ({_size(written)})")
     return 0
 
@@ -109,7 +106,7 @@ def _cmd_video(args: argparse.Namespace) -> int:
 def _cmd_bundle(args: argparse.Namespace) -> int:
     from persona_studio.export.workspace_bundle import export_workspace_bundle
 
-    target = args.output or args.workspace / EXPORTS_DIR / f"{args.workspace.resolve().name}.zip"
+    target = args.output or exports_folder(args.workspace) / f"{args.workspace.resolve().name}.zip"
     written = export_workspace_bundle(args.workspace, target, overwrite=args.overwrite)
     print(f"wrote {written} ({_size(written)}); open it elsewhere with "
           f"`persona-studio export import-bundle {written.name} -w NEW_WORKSPACE`")

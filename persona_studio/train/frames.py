@@ -1,0 +1,74 @@
+"""The training set's frames as tensors at the training resolution, and which of them are held out.
+
+Frame 0 is the photo, frames 1..T the generated ones. Colours go on white like the renders; depth,
+normals and part labels are resized nearest (no blended labels or depths across an edge); each frame
+also carries the body mesh's hands rendered from its camera (the hand-mask loss's target).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from persona_studio.body.model import BodyModel, smplx_tensors
+from persona_studio.body.parts import PART_COLORS, PART_INDEX, vertex_parts
+from persona_studio.render.camera import Camera
+from persona_studio.render.image import photo_on_white, resize_image
+from persona_studio.render.mesh import mesh_silhouette
+from persona_studio.workspace.training_set import TrainingSet
+
+
+@dataclass
+class FrameData:
+    """One training frame at the training resolution, as tensors (the photo is frame 0)."""
+
+    rgb: torch.Tensor  # [H, W, 3] on white
+    mask: torch.Tensor  # [H, W]
+    depth: torch.Tensor  # [H, W] (0 = none)
+    normal: torch.Tensor  # [H, W, 3]
+    part_rgb: torch.Tensor  # [H, W, 3]
+    hands: torch.Tensor  # [H, W] body mesh's hands
+    camera: Camera
+    smplx: dict[str, torch.Tensor]  # each [1, ...]
+    is_photo: bool
+
+
+def hand_faces(model: BodyModel) -> np.ndarray:
+    """[F_hand, 3] the body mesh's faces whose vertices all belong to a hand."""
+    parts = vertex_parts(model.skinning_weights.numpy())
+    hand = np.isin(parts, [PART_INDEX["left_hand"], PART_INDEX["right_hand"]])
+    return model.faces[hand[model.faces].all(1)]
+
+
+def load_frames(ts: TrainingSet, model: BodyModel, resolution: int) -> list[FrameData]:
+    """Every frame of the training set at the training resolution, as tensors."""
+    hands = hand_faces(model)
+    out = []
+    for index in range(len(ts)):
+        f = ts.load(index)
+        camera = f.camera.with_longer_side(resolution)
+        size = (camera.width, camera.height)
+        rgb, mask = photo_on_white(f.rgb, f.mask, size)  # on white, like the renders
+        params = smplx_tensors(f.smplx)
+        with torch.no_grad():
+            verts = model.forward(**params).vertices[0].numpy()
+        parts = resize_image(f.parts.astype(np.float32), size, nearest=True).astype(int)
+        out.append(FrameData(
+            rgb=torch.as_tensor(rgb, dtype=torch.float32), mask=torch.as_tensor(mask, dtype=torch.float32),
+            depth=torch.as_tensor(resize_image(f.depth, size, nearest=True), dtype=torch.float32),
+            normal=torch.as_tensor(resize_image(f.normal, size, nearest=True), dtype=torch.float32),
+            part_rgb=torch.as_tensor(PART_COLORS[parts]),
+            hands=torch.as_tensor(mesh_silhouette(verts, hands, camera), dtype=torch.float32),
+            camera=camera, smplx=params, is_photo=f.is_photo))
+    return out
+
+
+def split_generated(count: int, held_out_share: float) -> tuple[list[int], list[int]]:
+    """Frames 1..count-1 -> (trained on, held out): every k-th generated frame is held out for the
+    mask-IoU figure, none when there are too few (4 or fewer) to spare one."""
+    generated = list(range(1, count))
+    n_held = int(round(len(generated) * held_out_share)) if len(generated) > 4 else 0
+    held_out = generated[:: max(1, len(generated) // max(n_held, 1))][:n_held] if n_held else []
+    return [i for i in generated if i not in held_out], held_out

@@ -1,0 +1,164 @@
+"""One training step's pieces: a frame's render, its seam and colour weights, the loss terms, and the
+optimiser's parameter groups.
+
+Per step one frame is drawn (balanced sampling), the avatar is posed with the frame's SMPL-X (plus a
+learnt per-frame correction) and rendered once with features [colour, seam colour, normal, part colour,
+hand]; render and frame are composited over a random plain colour, and the losses are:
+- photo: image loss (0.8 L1 + 0.2 D-SSIM), down-weighted inside seams (weight ``seam``), where the
+  colour is pulled towards the seam colour instead (weight 1 - ``seam``; presets may set ``seam``: the
+  CPU ``preview`` keeps the photo at full weight); mask; depth/normal/part losses at the photo
+  geometry weight (0.1);
+- generated frames: image loss on colour and on seam colour; mask, depth (scale-invariant), normals,
+  parts at weight 1; the image loss reaches the deformation (means, MLP, triplane) at the generated
+  image weight (0.1: geometry-weighted optimisation) while colours get it in full;
+- hand mask (rendered hand Gaussians vs the body mesh's hands); Laplacian regularisers on offsets,
+  scales and colours; a prior pulling colours towards the starting ones.
+Image losses count only inside each frame's person (a pixel in from its edge): outside it the mask
+loss teaches "no avatar here", and a colour loss there would paint Gaussians in the random background.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from persona_studio.avatar.avatar import Avatar
+from persona_studio.body.parts import PART_COLORS
+from persona_studio.body.subdivide import uniform_laplacian
+from persona_studio.render.body import vertex_normals
+from persona_studio.render.rasterize import RasterOutput, rasterize_cameras
+from persona_studio.train import losses
+from persona_studio.train.frames import FrameData
+from persona_studio.train.seams import seam_mask
+from persona_studio.train.settings import LossWeights
+
+COLOUR_ADAM_EPS = 1e-5  # about a well-seen Gaussian's colour gradient at the preview's size
+# The SMPL-X keys each frame learns a correction of (its fit or generator may be a little off).
+CORRECTED_KEYS = ("global_orient", "body_pose", "jaw_pose", "left_hand_pose", "right_hand_pose", "transl")
+
+
+def gradient_scaled(x: torch.Tensor, scale: float) -> torch.Tensor:
+    """Same value as ``x``; gradients through it are multiplied by ``scale``."""
+    return x.detach() + scale * (x - x.detach())
+
+
+def colour_gradient_scale(frame: FrameData, weights: LossWeights, geometry_weighting: bool) -> float:
+    """How much more of a frame's image loss the colours get than the deformation: a generated frame's
+    image loss is weighted ``generated_image`` (it reaches means, MLP and triplane at that weight) and
+    the colours' gradients are scaled back up by its inverse, so they learn from it in full."""
+    if frame.is_photo or not geometry_weighting:
+        return 1.0
+    return 1.0 / max(weights.generated_image, 1e-6)
+
+
+def render_frame(avatar: Avatar, frame: FrameData, params: dict[str, torch.Tensor], features: str = "train",
+                 colour_scale: float = 1.0) -> RasterOutput:
+    """Render ``avatar`` posed with ``params`` (each [1, ...]) from ``frame``'s camera: 'train' features
+    (13 channels: colour, seam colour, camera-space normal, part colour, hand) or 'positions' (the
+    canonical positions in [0, 1]^3, for seams). ``colour_scale``: see :func:`colour_gradient_scale`."""
+    posed = avatar.pose(params)
+    means = posed.means[0]
+    camera = frame.camera
+    if features == "positions":
+        lo, hi = avatar.template.min(0).values, avatar.template.max(0).values
+        feats = (avatar.template - lo) / (hi - lo)
+    else:
+        R = torch.as_tensor(camera.R, dtype=torch.float32)
+        colors = gradient_scaled(posed.colors, colour_scale)
+        seam_colors = gradient_scaled(avatar.seam_colors.clamp(0, 1), colour_scale)
+        normals = vertex_normals(means, avatar.faces) @ R.T
+        part_rgb = torch.as_tensor(PART_COLORS)[avatar.parts]
+        feats = torch.cat([colors, seam_colors, normals, part_rgb, avatar.hand_mask[:, None].float()], 1)
+    return rasterize_cameras([camera], means, posed.scales, posed.opacities, feats, antialiased=True)
+
+
+@torch.no_grad()
+def frame_seams(avatar: Avatar, frame: FrameData, params: dict[str, torch.Tensor]) -> torch.Tensor:
+    """[H, W] bool seam mask of a frame's view: where the rendered canonical positions jump."""
+    out = render_frame(avatar, frame, params, "positions")
+    return seam_mask(out.features, out.alpha[..., 0])[0]
+
+
+def colour_weight(mask: torch.Tensor) -> torch.Tensor:
+    """[H, W] person mask -> [H, W] where the frame's colours teach the avatar's colours: inside the
+    person, one pixel in from the edge. Outside it the only right answer is "no avatar here", which the
+    mask loss teaches; a colour loss there would paint the Gaussians in the (random) background colour,
+    and the edge pixels blend the person into the photo's own background (a light rim)."""
+    person = (mask > 0.5).float()[None, None]
+    return -torch.nn.functional.max_pool2d(-person, 3, stride=1, padding=1)[0, 0]
+
+
+def data_losses(out: RasterOutput, frame: FrameData, weights: LossWeights, seams: torch.Tensor,
+                colour_weights: torch.Tensor, background: torch.Tensor,
+                geometry_weighting: bool) -> dict[str, torch.Tensor]:
+    """The terms comparing a 'train' render (batch of one) with its frame, both composited over the
+    plain ``background`` colour [3]; ``seams`` and ``colour_weights`` are the frame's [H, W] masks."""
+    w, f = weights, frame
+    feat, alpha = out.features[0], out.alpha[0, ..., 0]
+    safe = alpha.clamp_min(1e-4)[..., None]
+    behind = (1 - alpha[..., None]) * background
+    rgb, seam_rgb = feat[..., 0:3] + behind, feat[..., 3:6] + behind
+    target = f.rgb + (1 - f.mask[..., None]) * (background - 1)  # the frame's person over it
+    normal, part_rgb, hands = feat[..., 6:9] / safe, feat[..., 9:12] / safe, feat[..., 12]
+    inside = (f.mask > 0.5) & (alpha > 0.5)
+    terms: dict[str, torch.Tensor] = {"mask": w.mask * (alpha - f.mask).abs().mean()}
+    geometry = w.photo_geometry if f.is_photo else 1.0
+    valid_depth = inside & (f.depth > 0)
+    terms["depth"] = geometry * w.depth * losses.scale_invariant_depth(out.depth[0, ..., 0][None], f.depth[None], valid_depth[None])
+    terms["normal"] = geometry * w.normal * losses.normal_loss(normal[None], f.normal[None], inside[None])
+    union = (f.mask > 0.5) | (alpha > 0.5)
+    terms["parts"] = geometry * w.parts * ((part_rgb - f.part_rgb).abs().sum(-1) * union).sum() / union.sum().clamp_min(1)
+    if f.is_photo:
+        # Inside seams the photo keeps weight ``seam`` and the seam colour the rest, both per pixel
+        # on the same footing as the image loss (normalised by the same total weight).
+        weight = torch.where(seams, torch.full_like(f.mask, w.seam), torch.ones_like(f.mask)) * colour_weights
+        terms["image"] = w.image * losses.image_loss(rgb[None], target[None], weight[None])
+        seam_pull = (rgb - seam_rgb.detach()).abs().mean(-1) * seams * (1 - w.seam) * colour_weights
+        terms["seam"] = w.image * seam_pull.sum() / weight.sum().clamp_min(1.0)
+    else:
+        image_weight = w.generated_image if geometry_weighting else 1.0
+        terms["image"] = image_weight * losses.image_loss(rgb[None], target[None], colour_weights[None])
+        terms["seam"] = image_weight * losses.image_loss(seam_rgb[None], target[None], colour_weights[None])
+    terms["hand_mask"] = w.hand_mask * ((hands - f.hands).abs() * torch.maximum(f.hands, hands.detach().clamp(0, 1))).mean()
+    return terms
+
+
+def regularisers(avatar: Avatar, weights: LossWeights, neighbours: torch.Tensor, counts: torch.Tensor,
+                 prior_colors: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The terms on the avatar alone: Laplacians over the mesh (``neighbours``, ``counts`` from
+    ``mesh_neighbours``) and the pull towards the starting colours ``prior_colors`` [N, 3]."""
+    w, a = weights, avatar
+    laplacian = (w.laplacian_offsets * uniform_laplacian(a.offsets, neighbours, counts)
+                 + w.laplacian_scales * uniform_laplacian(a.log_scales[:, None], neighbours, counts)
+                 + w.laplacian_colors * uniform_laplacian(a.colors, neighbours, counts))
+    # The frames may move a colour only as far as their evidence agrees: a Gaussian few frames show
+    # gets weak, inconsistent pulls that would otherwise add up to speckle on the unseen side.
+    return {"laplacian": laplacian, "colour_prior": w.colour_prior * (a.colors - prior_colors).pow(2).sum(-1).mean()}
+
+
+def pose_deltas(frames: list[FrameData]) -> dict[str, list[torch.Tensor]]:
+    """The learnt per-frame SMPL-X corrections, zero to start: per key one [1, D] tensor per frame.
+    Adam skips tensors without a gradient, so frames not drawn this step keep still (one shared [n, D]
+    tensor would keep drifting them on stale momentum)."""
+    return {k: [torch.zeros(1, frames[0].smplx[k].shape[1], requires_grad=True) for _ in frames]
+            for k in CORRECTED_KEYS}
+
+
+def optimiser_groups(avatar: Avatar, deltas: dict[str, list[torch.Tensor]]) -> list[dict]:
+    """Adam's parameter groups, each with its ``base_lr`` (the learning rate before the live scale and
+    the late decay)."""
+    a = avatar
+    groups = [
+        {"params": [a.offsets], "lr": 1e-3}, {"params": list(a.triplane.parameters()) + list(a.mlp.parameters()), "lr": 1e-3},
+        {"params": [a.log_scales], "lr": 1e-2},
+        # Adam's steps do not shrink with the gradient while it is far above eps: a Gaussian the frames
+        # barely show (a back Gaussian behind the photo's front surface gets a thousandth of a seen
+        # one's gradient through the last transmittance) would take full steps on noise, a random walk
+        # per channel (chroma speckle, saturated blobs on the unseen side). eps at a well-seen colour's
+        # gradient keeps such steps in proportion to the evidence.
+        {"params": [a.colors, a.seam_colors], "lr": 1e-2, "eps": COLOUR_ADAM_EPS},
+        {"params": [d for k in CORRECTED_KEYS if "hand" not in k for d in deltas[k]], "lr": 1e-3},
+        {"params": [d for k in CORRECTED_KEYS if "hand" in k for d in deltas[k]], "lr": 1e-4},
+    ]
+    for g in groups:
+        g["base_lr"] = g["lr"]
+    return groups

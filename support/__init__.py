@@ -1,0 +1,1 @@
+"""Helpers for running the project headless (tests, benchmarks, docs scripts); not part of the product."""
