@@ -56,31 +56,50 @@ def build_avatar(model, level: int) -> Avatar:
 
 
 class Window:
-    """A DearPyGui window showing one float32 raw texture, as the app's viewport does."""
+    """A DearPyGui window showing one float32 raw texture, as the app's viewport does.
 
-    def __init__(self, size: int, render_size: int):
+    One DearPyGui context serves the whole run (:meth:`show_texture` swaps the texture and resizes
+    the viewport): destroying a context and making another in the same process segfaults inside
+    DearPyGui under Xvfb now and then, as the app never does.
+    """
+
+    def __init__(self):
         import dearpygui.dearpygui as dpg
 
         self.dpg = dpg
         dpg.create_context()
-        dpg.create_viewport(title="playback benchmark", width=size + 40, height=size + 60, vsync=False)
-        self.image = np.zeros((render_size, render_size, 4), np.float32)
-        with dpg.texture_registry():
-            self.texture = dpg.add_raw_texture(render_size, render_size, default_value=self.image,
-                                               format=dpg.mvFormat_Float_rgba)
-        with dpg.window(tag="main"):
-            dpg.add_image(self.texture, width=size, height=size)
+        dpg.create_viewport(title="playback benchmark", width=552, height=572, vsync=False)
+        self.texture = self.image_item = None
+        self.image = None
+        with dpg.texture_registry(tag="textures"):
+            pass
+        dpg.add_window(tag="main")
         dpg.set_primary_window("main", True)
         dpg.setup_dearpygui()
         dpg.show_viewport()
 
+    def show_texture(self, size: int, render_size: int) -> None:
+        """Show a new ``render_size`` texture at ``size`` x ``size`` pixels (the previous one goes)."""
+        dpg = self.dpg
+        for item in (self.image_item, self.texture):
+            if item is not None:
+                dpg.delete_item(item)
+        self.image = np.zeros((render_size, render_size, 4), np.float32)
+        self.texture = dpg.add_raw_texture(render_size, render_size, default_value=self.image,
+                                           format=dpg.mvFormat_Float_rgba, parent="textures")
+        self.image_item = dpg.add_image(self.texture, width=size, height=size, parent="main")
+        dpg.set_viewport_width(size + 40)
+        dpg.set_viewport_height(size + 60)
+
     def show(self, image: np.ndarray | None) -> None:
+        """Hand ``image`` to the texture (when there is a new one) and draw one window frame."""
         if image is not None:
             self.image = image  # the previous array stays alive until replaced: two buffers
             self.dpg.set_value(self.texture, image)
         self.dpg.render_dearpygui_frame()
 
     def close(self) -> None:
+        """Destroy the DearPyGui context."""
         self.dpg.destroy_context()
 
 
@@ -140,6 +159,7 @@ def main() -> None:
     with virtual_display():
         from persona_studio.viewer.render_thread import RenderThread
 
+        window = Window()
         for level in args.levels:
             poser = AvatarPoser(build_avatar(model, level))
             t0 = time.perf_counter()
@@ -151,7 +171,7 @@ def main() -> None:
             for size in args.sizes:
                 for scale in args.scales:
                     render_size = max(int(size * scale), 16)
-                    window = Window(size, render_size)
+                    window.show_texture(size, render_size)
                     with RenderThread() as render:
                         camera = OrbitCamera(target=np.zeros(3))
                         camera.fit(first[0], render_size, render_size, margin=1.1)
@@ -160,10 +180,10 @@ def main() -> None:
                         render.set_view(camera.camera(render_size, render_size))
                         precomputed = play_precomputed(render, window, cache, args.frames)
                         live, live_pose_s = play_posed_live(render, window, poser, clip, args.live_frames)
-                    window.close()
                     print(f"level {level} ({poser.count:,} Gaussians) {size}x{size} rendered at {render_size}x{render_size}: "
                           f"precomputed {precomputed:5.1f} FPS (posing beforehand {pose_s * 1e3:.0f} ms/frame) | "
                           f"posed live {live:5.2f} FPS (posing {live_pose_s * 1e3:.0f} ms/frame)", flush=True)
+        window.close()
 
 if __name__ == "__main__":
     main()
