@@ -30,11 +30,6 @@ class PosedFrames:
     joints: np.ndarray  # [B, 55, 3] float32 skeleton joints
 
 
-def batch_size(params: dict[str, torch.Tensor]) -> int:
-    """The number of frames in a batch of SMPL-X parameters."""
-    return int(params["body_pose"].shape[0])
-
-
 def rest_pose() -> dict[str, torch.Tensor]:
     """The body model's rest pose (T-pose, mean shape, at the origin)."""
     return {k: torch.zeros(1, n) for k, n in zip(POSE_KEYS, POSE_WIDTHS)}
