@@ -429,6 +429,26 @@ def test_training_pauses_resumes_stops_and_takes_live_weights(app, trained):
     run_until(app, lambda: dpg.get_value("train_state").startswith("stopped at step"), 10, "the stopped state")
 
 
+def test_training_that_would_replace_earlier_work_asks_first(app, trained):
+    avatar = app.workspace / "avatar"
+    checkpoint = (avatar / "checkpoint.safetensors").read_bytes()
+    dpg.set_value("train_iterations", 2)
+    dpg.set_value("train_mlp_width", 16)  # not what the checkpoint was made with
+    invoke("train_start")
+    assert dpg.is_item_shown("ask_modal") and not app.training.active
+    assert "mlp width 32 (now 16)" in dpg.get_value("ask_text") and "earlier" in dpg.get_value("ask_text")
+    invoke("ask_cancel")
+    assert not dpg.is_item_shown("ask_modal") and not app.training.active
+    assert (avatar / "checkpoint.safetensors").read_bytes() == checkpoint and not (avatar / "earlier").exists()
+    invoke("train_start")
+    invoke("ask_confirm")
+    assert app.training.active
+    run_until(app, lambda: not app.training.active, 300, "the fresh run")
+    (kept,) = (avatar / "earlier").iterdir()
+    assert (kept / "checkpoint.safetensors").read_bytes() == checkpoint and (kept / "bundle" / "avatar.json").is_file()
+    dpg.set_value("train_mlp_width", TINY_TRAIN["train_mlp_width"])
+
+
 def test_a_dropped_workspace_bundle_opens_as_a_new_workspace(app, trained, tmp_path):
     from persona_studio.export.workspace_bundle import export_workspace_bundle
 

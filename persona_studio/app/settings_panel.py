@@ -9,12 +9,17 @@ from pathlib import Path
 
 import dearpygui.dearpygui as dpg
 
+from persona_studio.settings import DEVICES, settings_file
+
 WRAP = 410
 PATHS = (("smplx_path", "official SMPL-X (folder with SMPLX_NEUTRAL.npz)", True),
          ("mimicmotion_path", "MimicMotion checkpoint (MimicMotion_1-1.pth)", False),
          ("svd_path", "SVD-xt-1-1 folder (for MimicMotion)", True),
          ("sapiens_path", "Sapiens TorchScript folder", True))
-DEVICES = ("auto", "cpu", "cuda")
+
+PICKLE_NOTE = ("A folder is searched for .npz files only, loaded without running code. SMPL-X .pkl files are "
+               "Python pickles, which can run any code when opened: they are loaded only when this path names "
+               "the .pkl file itself, so choose one only from a source you trust.")
 
 
 def backend_report(settings) -> str:
@@ -62,17 +67,13 @@ class SettingsPanel:
             else:
                 with dpg.file_dialog(tag=f"settings_{key}_dialog", **dialog_args):
                     dpg.add_file_extension(".*")
+            if key == "smplx_path":
+                dpg.add_text(PICKLE_NOTE, wrap=WRAP, color=(150, 150, 160))
         dpg.add_combo(DEVICES, label="device", tag="settings_device", default_value=settings.device, width=100)
         dpg.add_button(label="Save", tag="settings_save", callback=self.save)
         dpg.add_text("", tag="settings_report", wrap=WRAP)
-        dpg.add_text(f"settings file: {self._settings_file()}", wrap=WRAP, color=(150, 150, 160))
+        dpg.add_text(f"settings file: {settings_file()}", wrap=WRAP, color=(150, 150, 160))
         self.show_report()
-
-    @staticmethod
-    def _settings_file() -> Path:
-        from persona_studio.paths import config_dir
-
-        return config_dir() / "settings.json"
 
     def save(self) -> None:
         """Save the edited settings (an unwritable folder is reported) and refresh what depends on them."""
@@ -81,13 +82,13 @@ class SettingsPanel:
         try:
             settings.save()
         except OSError as exc:
-            self.app.show_error("Settings", f"could not save {self._settings_file()}: {exc}; check the folder's "
+            self.app.show_error("Settings", f"could not save {settings_file()}: {exc}; check the folder's "
                                             "permissions or set PERSONA_STUDIO_CONFIG to a writable folder")
             return
         self.app.settings = settings
         self.show_report()
         self.app.pipeline.refresh()
-        self.app.status(f"settings saved to {self._settings_file()}")
+        self.app.status(f"settings saved to {settings_file()}")
 
     def show_report(self) -> None:
         """Show whether each optional backend can run with the current settings."""

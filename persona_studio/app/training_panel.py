@@ -26,7 +26,8 @@ WEIGHT_SLIDERS = (("image", "image loss", 3.0), ("mask", "mask", 5.0), ("depth",
                   ("normal", "normals", 5.0), ("parts", "parts", 5.0), ("colour_prior", "colour prior", 10.0))
 OVERRIDES = (("iterations", "iterations", 1), ("resolution", "resolution (px)", 16),
              ("template_level", "template level", 0), ("mlp_width", "MLP width", 8),
-             ("triplane_resolution", "triplane resolution", 4))
+             ("triplane_resolution", "triplane resolution", 4),
+             ("checkpoint_every", "checkpoint every (steps; 0: at the end)", 0))
 PLOT_REFRESH_S = 0.25
 VIEW_REFRESH_S = 2.0  # the live avatar's default refresh interval
 
@@ -149,9 +150,11 @@ class TrainingPanel:
         return {key: float(dpg.get_value(f"train_w_{key}")) for key, _, _ in WEIGHT_SLIDERS}
 
     def start(self) -> None:
-        """Start (or resume from the checkpoint) training the workspace's avatar on its own thread."""
+        """Start (or resume from the checkpoint) training the workspace's avatar on its own thread; where
+        that would replace earlier training it cannot resume, ask first (a fresh start keeps it aside)."""
         from persona_studio.app import workspace as ws
-        from persona_studio.train.trainer import Trainer
+        from persona_studio.train.trainer import earlier_training
+        from persona_studio.workspace.folders import earlier_training_folder
 
         app = self.app
         if self.active:
@@ -171,10 +174,29 @@ class TrainingPanel:
         except ValueError as exc:
             app.show_error("Train", str(exc))
             return
+        try:
+            conflict = earlier_training(app.workspace, settings)
+        except ValueError as exc:  # a damaged checkpoint: a fresh start sets it aside too
+            conflict = str(exc)
+        if conflict is not None:
+            app.ask("Train", f"This workspace: {conflict}. Training now would replace it. Start afresh? The "
+                             f"earlier training is kept in {earlier_training_folder(app.workspace)}/.",
+                    "Start afresh", lambda: self._launch(settings, restart=True))
+            return
+        self._launch(settings, restart=False)
+
+    def _launch(self, settings, restart: bool) -> None:
+        """Start the training thread and the live view's poller (GUI thread)."""
+        from persona_studio.train.trainer import Trainer
+
+        app = self.app
+        if self.active or app.pipeline.busy():  # something started while the question was open
+            app.show_error("Train", "another run or stage started meanwhile: wait for it or cancel it first")
+            return
         self.reset_history()
         self.finished_figures = None
         trainer = Trainer(app.workspace, settings, on_event=lambda event: app.post(lambda: self.on_event(event)),
-                          model=app.model)
+                          model=app.model, restart=restart)
         self.trainer = trainer
         threads = int(dpg.get_value("train_threads"))
 

@@ -52,7 +52,7 @@ class App:
 
         self.initial_path = initial_path
         self.workspaces_root = Path(workspaces_root) if workspaces_root else ws.default_workspaces_root()
-        self.settings = settings or Settings.load()
+        self.settings, self.settings_problems = (settings, []) if settings else Settings.read()
         self.events: queue.Queue[Callable[[], None]] = queue.Queue()
         self.model = None  # the BodyModel, once loaded
         self.body_info = ""
@@ -63,6 +63,7 @@ class App:
         self.static_params = None  # the pose shown when no motion plays (the photo's, or the rest pose)
         self.drop_note = ""
         self._drop_handler = None
+        self._on_confirm: Callable[[], None] | None = None  # what the open question's confirm button does
         self._scene_generation = 0
         self.scene_shown = 0  # the generation of the last scene put on screen (tests wait for it)
         self._model_waiters: list[Callable[[], None]] = []
@@ -127,6 +128,21 @@ class App:
         width, height = dpg.get_viewport_client_width(), dpg.get_viewport_client_height()
         dpg.configure_item("error_modal", show=True, pos=(max(width // 2 - 260, 0), max(height // 2 - 90, 0)))
 
+    def ask(self, title: str, message: str, confirm: str, on_confirm: Callable[[], None]) -> None:
+        """A modal with the question, a ``confirm`` button that runs ``on_confirm`` and Cancel (nothing)."""
+        dpg.set_value("ask_title", title)
+        dpg.set_value("ask_text", message)
+        dpg.configure_item("ask_confirm", label=confirm)
+        self._on_confirm = on_confirm
+        width, height = dpg.get_viewport_client_width(), dpg.get_viewport_client_height()
+        dpg.configure_item("ask_modal", show=True, pos=(max(width // 2 - 260, 0), max(height // 2 - 90, 0)))
+
+    def _answer(self, confirmed: bool) -> None:
+        dpg.configure_item("ask_modal", show=False)
+        action, self._on_confirm = self._on_confirm, None
+        if confirmed and action is not None:
+            action()
+
     # -- building ---------------------------------------------------------------------------------
     def build(self, width: int = 1440, height: int = 900) -> None:
         """Create the context, the viewport window, the layout (side tabs, 3D view, timeline, status), dialogs
@@ -156,6 +172,12 @@ class App:
             dpg.add_text("", tag="error_title", color=(255, 140, 120))
             dpg.add_text("", tag="error_text", wrap=500)
             dpg.add_button(label="OK", width=80, callback=lambda: dpg.configure_item("error_modal", show=False))
+        with dpg.window(tag="ask_modal", modal=True, show=False, no_title_bar=True, width=520, autosize=True):
+            dpg.add_text("", tag="ask_title", color=(255, 200, 120))
+            dpg.add_text("", tag="ask_text", wrap=500)
+            with dpg.group(horizontal=True):
+                dpg.add_button(label="OK", tag="ask_confirm", callback=lambda: self._answer(True))
+                dpg.add_button(label="Cancel", tag="ask_cancel", width=80, callback=lambda: self._answer(False))
         self._build_dialogs()
         with dpg.handler_registry():
             for key in (dpg.mvKey_Spacebar, dpg.mvKey_Left, dpg.mvKey_Right, dpg.mvKey_Home, dpg.mvKey_End, dpg.mvKey_R):
@@ -224,6 +246,8 @@ class App:
         if error:
             self.status(error)
         self.load_body_model()
+        if self.settings_problems:
+            self.show_error("Settings", " ".join(self.settings_problems) + " (Settings tab: Save writes a valid file)")
         if self.initial_path is not None:
             self.open_path(self.initial_path)
 

@@ -11,12 +11,14 @@ from dataclasses import fields
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import load, save
 
 from persona_studio.avatar.avatar import Avatar, AvatarConfig
-from persona_studio.fileio import atomic_folder, atomic_path
+from persona_studio.fileio import DamagedFileError, atomic_folder, read_json_object, write_bytes_atomic
 
 BUNDLE_VERSION = 1
+BUNDLE_FILES = ("avatar.json", "avatar.safetensors")
 
 
 class BundleError(ValueError):
@@ -29,8 +31,8 @@ def save_avatar(avatar: Avatar, folder: str | Path, extra: dict | None = None) -
     state = {k: v.detach().contiguous().clone() for k, v in avatar.state_dict().items()}
     meta = {"format": "persona-studio avatar", "format_version": BUNDLE_VERSION, "config": avatar.settings_dict(),
             "identity": avatar.identity, "num_gaussians": avatar.num_gaussians, **(extra or {})}
-    with atomic_folder(folder) as tmp:
-        save_file(state, str(tmp / "avatar.safetensors"))
+    with atomic_folder(folder) as tmp:  # serialised in memory: safetensors' own file writer leaves .tmp files when killed
+        (tmp / "avatar.safetensors").write_bytes(save(state))
         (tmp / "avatar.json").write_text(json.dumps(meta, indent=1) + "\n")
     return folder
 
@@ -41,9 +43,7 @@ def save_checkpoint(avatar: Avatar, path: str | Path, extra_tensors: dict[str, t
     state.update({k: v.detach().contiguous().clone() for k, v in extra_tensors.items()})
     info = {"config": json.dumps(avatar.settings_dict()), "identity": json.dumps(avatar.identity),
             "meta": json.dumps(meta)}
-    with atomic_path(path) as tmp:
-        save_file(state, str(tmp), metadata=info)
-    return Path(path)
+    return write_bytes_atomic(path, save(state, metadata=info))
 
 
 def avatar_from_state(state: dict[str, torch.Tensor], config: AvatarConfig, identity: dict) -> Avatar:
@@ -62,26 +62,54 @@ def _config(raw: dict) -> AvatarConfig:
 
 def load_avatar(folder: str | Path) -> tuple[Avatar, dict]:
     """Read a bundle written by :func:`save_avatar` -> (Avatar, its avatar.json metadata); raises BundleError
-    when ``folder`` is no bundle of this format version."""
+    when ``folder`` is no bundle of this format version, or a damaged one."""
     folder = Path(folder)
     meta_path = folder / "avatar.json"
     if not meta_path.is_file():
         raise BundleError(f"{folder} is not an avatar bundle (no avatar.json): train or export one first")
-    meta = json.loads(meta_path.read_text())
+    again = "train the avatar again (`persona-studio train`) or import the workspace bundle again"
+    try:
+        meta = read_json_object(meta_path, again)
+    except DamagedFileError as exc:
+        raise BundleError(str(exc)) from None
     if meta.get("format_version") != BUNDLE_VERSION:
         raise BundleError(f"{folder}: bundle format {meta.get('format_version')} is not {BUNDLE_VERSION}")
-    state = load_file(str(folder / "avatar.safetensors"))
-    return avatar_from_state(state, _config(meta["config"]), meta["identity"]), meta
+    try:
+        config, identity = _config(meta["config"]), dict(meta["identity"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise BundleError(f"{meta_path} is damaged (no valid {exc} entry): {again}") from None
+    tensors = folder / "avatar.safetensors"
+    try:
+        return avatar_from_state(load(tensors.read_bytes()), config, identity), meta
+    except FileNotFoundError:
+        raise BundleError(f"{folder} has no avatar.safetensors: {again}") from None
+    except (SafetensorError, KeyError, TypeError, ValueError, RuntimeError) as exc:
+        raise BundleError(f"{tensors} is damaged or incomplete ({type(exc).__name__}: {exc}): {again}") from None
+
+
+CHECKPOINT_DAMAGED = "delete it, or start afresh with `persona-studio train --restart` (the app: Train, then Start afresh)"
+
+
+def read_checkpoint_meta(path: str | Path) -> dict:
+    """The meta dict of a :func:`save_checkpoint` file, read from its header alone (no tensors)."""
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return json.loads(f.metadata()["meta"])
+    except (SafetensorError, KeyError, TypeError, ValueError) as exc:
+        raise BundleError(f"the training checkpoint {path} is damaged ({exc}): {CHECKPOINT_DAMAGED}") from None
 
 
 def load_checkpoint(path: str | Path) -> tuple[Avatar, dict[str, torch.Tensor], dict]:
-    """Read a :func:`save_checkpoint` file -> (Avatar, the other tensors saved with it, the meta dict)."""
-    from safetensors import safe_open
-
-    with safe_open(str(path), framework="pt") as f:
-        info = f.metadata()
-        tensors = {k: f.get_tensor(k) for k in f.keys()}
-    avatar_state = {k[len("avatar."):]: v for k, v in tensors.items() if k.startswith("avatar.")}
-    rest = {k: v for k, v in tensors.items() if not k.startswith("avatar.")}
-    avatar = avatar_from_state(avatar_state, _config(json.loads(info["config"])), json.loads(info["identity"]))
-    return avatar, rest, json.loads(info["meta"])
+    """Read a :func:`save_checkpoint` file -> (Avatar, the other tensors saved with it, the meta dict); a
+    damaged file raises BundleError."""
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            info = f.metadata()
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+        avatar_state = {k[len("avatar."):]: v for k, v in tensors.items() if k.startswith("avatar.")}
+        rest = {k: v for k, v in tensors.items() if not k.startswith("avatar.")}
+        avatar = avatar_from_state(avatar_state, _config(json.loads(info["config"])), json.loads(info["identity"]))
+        return avatar, rest, json.loads(info["meta"])
+    except (SafetensorError, KeyError, TypeError, ValueError, RuntimeError) as exc:
+        raise BundleError(f"the training checkpoint {path} is damaged ({type(exc).__name__}: {exc}): "
+                          f"{CHECKPOINT_DAMAGED}") from None

@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import logging
 import os
+import tempfile
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
@@ -23,11 +25,16 @@ from persona_studio.body import open_model
 from persona_studio.body.parts import vertex_parts
 from persona_studio.body.skeleton import NUM_JOINTS, PARENTS
 from persona_studio.body.subdivide import subdivide
+from persona_studio.fileio import NpzMemberError, npz_keys, read_npz_member
 from persona_studio.paths import ENV_SMPLX, cache_dir
 
 log = logging.getLogger(__name__)
 
 GENDERS = ("neutral", "male", "female")
+# What smplx.SMPLX reads from a model file (with the face contour on, as _make_layer asks).
+SMPLX_ARRAYS = ("v_template", "f", "J_regressor", "weights", "kintree_table", "shapedirs", "posedirs",
+                "hands_componentsl", "hands_componentsr", "hands_meanl", "hands_meanr", "lmk_faces_idx",
+                "lmk_bary_coords", "dynamic_lmk_faces_idx", "dynamic_lmk_bary_coords")
 
 
 class BodyModelError(RuntimeError):
@@ -163,20 +170,56 @@ def _make_layer(path: Path, gender: str, num_betas: int, num_expression: int):
 
 def find_official_smplx(location: str | os.PathLike, gender: str = "neutral") -> Path:
     """The official SMPL-X file for ``gender`` at ``location`` (a file, or a folder holding
-    ``SMPLX_NEUTRAL.npz`` etc., possibly in a ``smplx/`` subfolder), or a :class:`BodyModelError`."""
+    ``SMPLX_NEUTRAL.npz`` etc., possibly in a ``smplx/`` subfolder), or a :class:`BodyModelError`.
+
+    Folders are searched for ``.npz`` files only: a ``.pkl`` model is a Python pickle, which runs code
+    when opened, so it is used only when ``location`` names that file itself."""
     if gender not in GENDERS:
         raise BodyModelError(f"unknown gender {gender!r}: use one of {', '.join(GENDERS)}")
     location = Path(location).expanduser()
     if location.is_file():
+        if location.suffix.lower() not in (".npz", ".pkl"):
+            raise BodyModelError(f"{location} is not an SMPL-X model file: give SMPLX_{gender.upper()}.npz "
+                                 "or the folder that holds it")
         return location
-    names = [f"SMPLX_{gender.upper()}.npz", f"SMPLX_{gender.upper()}.pkl"]
+    name = f"SMPLX_{gender.upper()}.npz"
     for folder in (location, location / "smplx", location / "models" / "smplx"):
-        for name in names:
-            if (folder / name).is_file():
-                return folder / name
+        if (folder / name).is_file():
+            return folder / name
+    pickles = sorted(location.glob(f"**/SMPLX_{gender.upper()}.pkl"))[:1] if location.is_dir() else []
+    found = (f" It holds {pickles[0]}, a pickle (it can run code when opened): to use it anyway, set the path "
+             "to that file itself.") if pickles else ""
     raise BodyModelError(
-        f"official SMPL-X not found at {location}: put SMPLX_{gender.upper()}.npz (from smpl-x.is.tue.mpg.de) "
-        f"there, or unset {ENV_SMPLX} to use the built-in open body model")
+        f"official SMPL-X not found at {location}: put {name} (from smpl-x.is.tue.mpg.de) there, or unset "
+        f"{ENV_SMPLX} to use the built-in open body model.{found}")
+
+
+def _plain_copy(path: Path, folder: Path) -> Path:
+    """A copy in ``folder`` of the SMPL-X npz ``path`` holding only its plain arrays, for smplx to load.
+
+    smplx opens npz files with ``allow_pickle=True``, so a crafted file would run code inside it. The
+    copy is read with :func:`persona_studio.fileio.read_npz_member` (no pickles, checked headers); the
+    object arrays some releases carry (name tables smplx never reads) are left out, and a file whose
+    arrays smplx needs are not plain is refused."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            arrays, skipped = {}, []
+            for key in npz_keys(archive):
+                try:
+                    arrays[key] = read_npz_member(archive, key)
+                except NpzMemberError:
+                    skipped.append(key)
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise BodyModelError(f"{path} is not a readable SMPL-X .npz file ({exc})") from None
+    needed = [key for key in SMPLX_ARRAYS if key not in arrays]
+    if needed:
+        raise BodyModelError(f"{path} is not an SMPL-X model file: {', '.join(needed)} missing or not plain arrays"
+                             + (f" ({', '.join(skipped)} hold pickled objects, which are never loaded)" if skipped else ""))
+    if skipped:
+        log.info("%s: left out %s (pickled objects smplx does not use)", path, ", ".join(skipped))
+    copy = folder / path.name
+    np.savez(copy, **arrays)
+    return copy
 
 
 def open_model_path() -> Path:
@@ -224,7 +267,13 @@ def load_body_model(kind: str = "auto", gender: str = "neutral", num_betas: int 
                 "SMPLX_NEUTRAL.npz) or the SMPL-X path in Settings")
         path = find_official_smplx(official_location, gender)
         try:
-            layer = _make_layer(path, gender, num_betas, num_expression)
+            if path.suffix.lower() == ".npz":
+                with tempfile.TemporaryDirectory(prefix="persona-smplx-") as folder:
+                    layer = _make_layer(_plain_copy(path, Path(folder)), gender, num_betas, num_expression)
+            else:  # a .pkl the user named as the file itself: a pickle by nature (see find_official_smplx)
+                layer = _make_layer(path, gender, num_betas, num_expression)
+        except BodyModelError:
+            raise
         except Exception as exc:  # a broken or foreign file: say which and why
             raise BodyModelError(f"could not load official SMPL-X from {path}: {exc}") from exc
         details, source = {}, "official SMPL-X files (smpl-x.is.tue.mpg.de)"

@@ -12,8 +12,8 @@ in the rest pose). Readers accept
   ``body_pose``, ``jaw_pose``, ``leye_pose``, ``reye_pose``, ``lhand_pose``, ``rhand_pose``,
   ``expr``, ``trans``, optional ``betas``), plus an optional ``motion_meta.json`` (fps, up axis).
 
-Files are untrusted input: arrays are loaded with ``allow_pickle=False`` (a pickled array is refused,
-never unpickled), sizes are checked before reading, and every problem raises :class:`MotionError`
+Files are untrusted input: a pickled array is refused, never unpickled, each array's header is checked
+against the data it holds before anything is allocated, sizes are checked before reading, and every problem raises :class:`MotionError`
 with a message that says what is wrong and what to do.
 """
 
@@ -32,7 +32,7 @@ import torch
 from scipy.spatial.transform import Rotation
 
 from persona_studio.body import skeleton
-from persona_studio.fileio import atomic_folder, atomic_path
+from persona_studio.fileio import NpzMemberError, atomic_folder, atomic_path, npz_keys, read_npz_member
 
 FORMAT_VERSION = 1
 NPZ_FORMAT_NAME = "PERSONA Studio npz"
@@ -323,39 +323,43 @@ def read_motion(path: str | os.PathLike, *, up_axis: str | None = None, pelvis: 
 
 
 class _NpzReader:
-    """Checked access to the arrays of an .npz archive, never unpickling anything."""
+    """Checked access to the arrays of an .npz archive, never unpickling anything
+    (:func:`persona_studio.fileio.read_npz_member`)."""
 
     def __init__(self, path: Path, max_bytes: int):
         self.path = path
         _check_size(path, path.stat().st_size, max_bytes)
         try:
-            with zipfile.ZipFile(path) as archive:
-                unpacked = sum(info.file_size for info in archive.infolist())
+            self.archive = zipfile.ZipFile(path)
         except (zipfile.BadZipFile, OSError) as err:
             raise MotionError(f"{path}: not a readable .npz archive ({err}); save motions with "
                               "numpy.savez") from None
-        _check_size(path, unpacked, max_bytes, "unpacked to ")
-        self.archive = np.load(path, allow_pickle=False)
-        self.keys = sorted(self.archive.files)
+        unpacked = sum(info.file_size for info in self.archive.infolist())
+        try:
+            _check_size(path, unpacked, max_bytes, "unpacked to ")
+        except MotionError:
+            self.archive.close()
+            raise
+        self.keys = npz_keys(self.archive)
 
     def __contains__(self, key: str) -> bool:
-        return key in self.archive.files
+        return key in self.keys
 
     def raw(self, key: str) -> np.ndarray:
-        """The array ``key`` as stored; pickled objects are refused with a MotionError saying how to
-        re-save."""
+        """The array ``key`` as stored; pickled objects and damaged members are refused with a MotionError
+        saying what to do."""
         try:
-            return self.archive[key]
-        except ValueError as err:
-            if "pickle" in str(err).lower() or "object" in str(err).lower():
-                raise MotionError(f"{self.path}: '{key}' holds pickled Python objects, which are never "
-                                  "loaded (they can run code); re-save it as a plain numeric array")
-            raise MotionError(f"{self.path}: '{key}' cannot be read ({err})") from None
+            return read_npz_member(self.archive, key)
+        except NpzMemberError as err:
+            raise MotionError(f"{self.path}: {err}; re-save it as a plain numeric array with numpy.savez") from None
+        except (zipfile.BadZipFile, OSError, EOFError) as err:
+            raise MotionError(f"{self.path}: '{key}' cannot be read ({err}): the file is damaged") from None
 
     def numeric(self, key: str) -> np.ndarray:
         """The array ``key`` as float64, checked numeric and finite (MotionError otherwise)."""
+        raw = self.raw(key)
         try:
-            array = _numeric(f"'{key}'", self.raw(key))
+            array = _numeric(f"'{key}'", raw)
             _check_finite(f"'{key}'", array)
             return array.astype(np.float64)
         except MotionError as err:

@@ -16,6 +16,7 @@ from persona_studio.capture.fit import FitSettings, fit_smplx
 from persona_studio.render.mesh import mesh_silhouette
 from persona_studio.capture.intake import load_photo
 from persona_studio.workspace.subject import Subject
+from persona_studio.workspace.folders import prepare_stage
 
 Progress = Callable[[float, str], None]
 
@@ -52,6 +53,7 @@ def fit_photo(photo_path: str | Path, workspace: str | Path, *, model: BodyModel
     photo = load_photo(photo_path)
     report(0.03, "finding the person (mask and keypoints)")
     detection = (detector or MediaPipeDetector()).detect(photo)
+    prepare_stage(Path(workspace), "fit")  # after the quick checks of the photo, before the minutes of fitting
     model = model or load_body_model("open")
     report(0.1, "fitting the body model")
     h, w = photo.image.shape[:2]

@@ -6,12 +6,13 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import sys
 from pathlib import Path
 
 from persona_studio.cli.export import add_export_parser
-from persona_studio.progress import progress_printer
+from persona_studio.progress import end_progress_line, progress_printer
 from persona_studio.settings import Settings
 from persona_studio.workspace.folders import bundle_folder
 
@@ -97,6 +98,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
     settings.balanced_sampling = not args.no_balanced_sampling
     settings.geometry_weighting = not args.no_geometry_weighting
     settings.pose_deformation = not args.no_pose_deformation
+    if args.checkpoint_every is not None:
+        if args.checkpoint_every < 0:
+            raise ValueError(f"--checkpoint-every {args.checkpoint_every}: give a number of steps (0: only at the end)")
+        settings.checkpoint_every = args.checkpoint_every
     printer = progress_printer("train")
 
     def on_event(event: dict) -> None:
@@ -108,7 +113,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         elif event["type"] in ("resumed", "info"):
             sys.stderr.write(f"\n{event.get('message', 'resumed from the checkpoint at step ' + str(event.get('step')))}\n")
 
-    trainer = Trainer(args.workspace, settings, on_event=on_event)
+    trainer = Trainer(args.workspace, settings, on_event=on_event, restart=args.restart)
     figures = trainer.run()
     sys.stderr.write("\n")
     print(f"trained {figures['step']} steps in {figures['seconds']} s ({args.preset} preset)")
@@ -131,6 +136,20 @@ def _cmd_animate(args: argparse.Namespace) -> int:
                            fps=args.fps, camera=args.camera, progress=progress_printer("animate"))
     print(f"wrote {written}")
     return 0
+
+
+def _cmd_settings(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    from persona_studio.settings import settings_file
+
+    settings, problems = Settings.read()
+    print(f"settings file: {settings_file()}{'' if settings_file().is_file() else ' (none yet: defaults)'}")
+    for key, value in asdict(settings).items():
+        print(f"  {key}: {value!r}")
+    for problem in problems:
+        print(f"persona-studio settings: {problem}", file=sys.stderr)
+    return 1 if problems else 0
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
@@ -201,6 +220,10 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--preset", default="preview", help="preview (CPU), standard, quality (presets/training/)")
     train.add_argument("--iterations", type=int, help="override the preset's step count")
     train.add_argument("--resolution", type=int, help="override the preset's training resolution (longer side)")
+    train.add_argument("--restart", action="store_true",
+                       help="start afresh even where earlier training exists (it is moved to WORKSPACE/avatar/earlier/)")
+    train.add_argument("--checkpoint-every", type=int, metavar="STEPS",
+                       help="write the resumable checkpoint every STEPS steps (default: the preset's; 0: only at the end)")
     train.add_argument("--no-balanced-sampling", action="store_true", help="ablation: the photo is one frame among many")
     train.add_argument("--no-geometry-weighting", action="store_true", help="ablation: full image loss on generated frames")
     train.add_argument("--no-pose-deformation", action="store_true", help="ablation: no pose-driven offsets")
@@ -218,6 +241,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_export_parser(commands)
 
+    settings = commands.add_parser("settings", help="show the settings in effect and check the settings file "
+                                                    "(exit 1 when it has problems)")
+    settings.set_defaults(run=_cmd_settings)
+
     bench = commands.add_parser("bench", help="run a benchmark from benchmarks/ and print its figures")
     bench.add_argument("name", help="raster, viewer, playback, train_preview, export")
     bench.add_argument("args", nargs=argparse.REMAINDER, help="passed to the benchmark")
@@ -225,9 +252,27 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _os_error_line(exc: OSError) -> str:
+    """One line for a failed read or write: what failed, on which file, and what to do."""
+    if exc.filename is None:
+        return exc.strerror or str(exc)
+    hint = {errno.ENOSPC: "free space on that disk or choose another folder",
+            errno.EROFS: "the disk is read-only: choose a folder you can write to",
+            errno.EACCES: "choose a folder you can write to, or change its permissions",
+            errno.ENOTDIR: "a file is in the way of a folder there: choose another path"}.get(exc.errno, "check the path")
+    return f"{exc.filename}: {exc.strerror}; {hint}"
+
+
+def _say(text: str) -> None:
+    """One line on stderr, on a line of its own even if a status line is being redrawn."""
+    end_progress_line()
+    print(text, file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run one command; returns the exit code (1 with the message on stderr for the project's refusals, 130 on
-    Ctrl-C)."""
+    """Run one command; returns the exit code: 1 with one line on stderr for a refusal or a failed read or
+    write (what to do included), 3 with one line for an internal error (the traceback with --verbose),
+    130 on Ctrl-C."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s: %(message)s")
@@ -235,9 +280,18 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return args.run(args)
-    except (BodyModelError, ValueError, FileNotFoundError, FileExistsError, PermissionError) as exc:
-        print(f"persona-studio {args.command}: {exc}", file=sys.stderr)
+    except (BodyModelError, ValueError, FileExistsError) as exc:
+        _say(f"persona-studio {args.command}: {exc}")
+        return 1
+    except OSError as exc:  # FileNotFoundError, PermissionError, a full or read-only disk
+        _say(f"persona-studio {args.command}: {_os_error_line(exc)}")
         return 1
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        _say("interrupted")
         return 130
+    except Exception as exc:  # a bug: one line, not a wall of traceback, unless asked for
+        if args.verbose:
+            raise
+        _say(f"persona-studio {args.command}: internal error ({type(exc).__name__}: {exc}); please report it "
+             "with the output of the same command run with --verbose")
+        return 3

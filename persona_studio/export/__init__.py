@@ -15,6 +15,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from persona_studio.fileio import sweep_stale_temp
+
 
 class ExportError(ValueError):
     """An export that cannot be made as asked; the message says why and what to do."""
@@ -25,7 +27,8 @@ def check_output_path(target: str | os.PathLike, *, overwrite: bool, folder: boo
 
     ``target`` is a file (or with ``folder`` a folder) to create. It must not exist unless
     ``overwrite``, and must then be of the same kind; its nearest existing ancestor must be a
-    writable folder (missing folders in between are created by the writer).
+    writable folder (missing folders in between are created by the writer). What a killed earlier
+    export left there is swept away (:func:`persona_studio.fileio.sweep_stale_temp`).
     """
     target = Path(target)
     kind = "folder" if folder else "file"
@@ -42,4 +45,5 @@ def check_output_path(target: str | os.PathLike, *, overwrite: bool, folder: boo
     if not os.access(ancestor, os.W_OK | os.X_OK):
         raise PermissionError(f"cannot write {target}: no permission to write in {ancestor}; "
                               "choose an output folder you can write to")
+    sweep_stale_temp([ancestor])
     return target

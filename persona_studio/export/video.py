@@ -1,8 +1,9 @@
 """Render a motion with a trained avatar into an MP4 (H.264 through imageio-ffmpeg).
 
 Cameras: ``fixed`` frames the whole motion from the front; ``follow`` keeps the body's root centred;
-``orbit`` circles the body once over the clip. Frames stream to a temporary file that replaces the
-target only when complete, so a cancelled export leaves nothing behind.
+``orbit`` circles the body once over the clip. Frames stream through ffmpeg to a temporary file that
+replaces the target only when ffmpeg has finished cleanly and the file reads back with every frame, so a
+cancelled export or a full disk leaves nothing behind and never replaces a good video.
 """
 
 from __future__ import annotations
@@ -10,14 +11,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
-import imageio.v2 as imageio
 import numpy as np
 import torch
 from PIL import Image
 
 from persona_studio.avatar.avatar import Avatar
 from persona_studio.body.motion import Motion, resample
-from persona_studio.fileio import atomic_path
+from persona_studio.export import check_output_path
+from persona_studio.fileio import write_video_atomic
 from persona_studio.render.camera import Camera
 from persona_studio.render.rasterize import rasterize_cameras
 
@@ -78,16 +79,12 @@ def export_video(avatar: Avatar, motion: Motion, target: str | Path, *, overwrit
                  photo: np.ndarray | None = None, **options) -> Path:
     """Write the motion as an H.264 MP4 at ``target`` (atomic; refuses to overwrite unless asked); with a
     ``photo`` ([h, w, 3] uint8), each frame shows it on the left of the render."""
-    target = Path(target)
-    if target.exists() and not overwrite:
-        raise FileExistsError(f"{target} exists: choose another name or allow overwriting (--overwrite)")
+    target = check_output_path(target, overwrite=overwrite)
     size = options.get("size")
     if size is not None and any(side <= 0 or side % 2 for side in size):
         raise ValueError(f"video size {size[0]}x{size[1]}: H.264 needs an even width and height, "
                          f"e.g. {size[0] + size[0] % 2}x{size[1] + size[1] % 2}")
     fps = options.get("fps") or motion.fps
-    with atomic_path(target) as tmp:
-        with imageio.get_writer(tmp, fps=fps, codec="libx264", quality=8, macro_block_size=1, format="FFMPEG") as writer:
-            for frame in render_motion(avatar, motion, **options):
-                writer.append_data(frame if photo is None else beside(photo, frame))
+    frames = render_motion(avatar, motion, **options)
+    write_video_atomic(target, frames if photo is None else (beside(photo, frame) for frame in frames), fps)
     return target

@@ -24,9 +24,9 @@ import zipfile
 from pathlib import Path, PurePosixPath
 from typing import Callable
 
-from persona_studio.avatar.bundle import load_avatar
+from persona_studio.avatar.bundle import BUNDLE_FILES, load_avatar
 from persona_studio.workspace.folders import BUNDLE_DIR
-from persona_studio.workspace.subject import SUBJECT_DIR, Subject
+from persona_studio.workspace.subject import SUBJECT_DIR, Subject, is_subject_file
 from persona_studio.export import ExportError, check_output_path
 from persona_studio.fileio import atomic_folder, atomic_path
 
@@ -36,7 +36,9 @@ MANIFEST_NAME = "bundle.json"
 BUNDLED_FOLDERS = (BUNDLE_DIR, SUBJECT_DIR)
 REQUIRED_FILES = (f"{BUNDLE_DIR}/avatar.json", f"{BUNDLE_DIR}/avatar.safetensors",
                   f"{SUBJECT_DIR}/subject.json")
-MAX_BUNDLE_BYTES = 16 * 1024**3  # unpacked; a level-2 avatar and a large photo are well under 1 GiB
+MAX_BUNDLE_BYTES = 512 * 1024**2  # unpacked; a level-2 avatar and its Subject take tens of MB
+MAX_COMPRESSION_RATIO = 50  # tensors and images barely compress, JSON about 5x: far more is a zip bomb
+RATIO_CHECKED_BYTES = 1024**2  # members smaller than this cannot hurt, whatever their ratio
 _COMPRESSED_SUFFIXES = (".json", ".txt")  # images and tensors barely compress: stored as they are
 _CHUNK = 1 << 20
 
@@ -68,16 +70,25 @@ def export_workspace_bundle(workspace: str | os.PathLike, target: str | os.PathL
     target = check_output_path(target, overwrite=overwrite)
     files = bundled_files(workspace)
     listing = {}
-    with atomic_path(target) as tmp, zipfile.ZipFile(tmp, "w") as archive:
-        for i, name in enumerate(files):
-            path = workspace / name
-            listing[name] = {"bytes": path.stat().st_size, "sha256": _sha256(path)}
-            compression = zipfile.ZIP_DEFLATED if path.suffix in _COMPRESSED_SUFFIXES else zipfile.ZIP_STORED
-            archive.write(path, name, compress_type=compression)
-            if progress is not None:
-                progress((i + 1) / (len(files) + 1), name)
-        manifest = {"format": BUNDLE_FORMAT, "format_version": BUNDLE_FORMAT_VERSION, "files": listing}
-        archive.writestr(MANIFEST_NAME, json.dumps(manifest, indent=1) + "\n", zipfile.ZIP_DEFLATED)
+    with atomic_path(target) as tmp:
+        with zipfile.ZipFile(tmp, "w") as archive:
+            for i, name in enumerate(files):
+                path = workspace / name
+                listing[name] = {"bytes": path.stat().st_size, "sha256": _sha256(path)}
+                compression = zipfile.ZIP_DEFLATED if path.suffix in _COMPRESSED_SUFFIXES else zipfile.ZIP_STORED
+                archive.write(path, name, compress_type=compression)
+                if progress is not None:
+                    progress((i + 1) / (len(files) + 1), name)
+            manifest = {"format": BUNDLE_FORMAT, "format_version": BUNDLE_FORMAT_VERSION, "files": listing}
+            archive.writestr(MANIFEST_NAME, json.dumps(manifest, indent=1) + "\n", zipfile.ZIP_DEFLATED)
+        try:  # complete before it replaces anything
+            with zipfile.ZipFile(tmp) as written:
+                whole = written.testzip() is None and len(written.namelist()) == len(files) + 1
+        except (zipfile.BadZipFile, EOFError):
+            whole = False
+        if not whole:
+            raise OSError(f"the bundle written to {target} does not read back whole: the disk may be full; "
+                          "nothing was replaced")
     if progress is not None:
         progress(1.0, "done")
     return target
@@ -111,10 +122,8 @@ def _read_manifest(archive: zipfile.ZipFile, source: Path) -> dict[str, dict]:
     present = {info.filename: info for info in archive.infolist()}
     total = 0
     for name, entry in listing.items():
-        path = PurePosixPath(name)
-        if (path.is_absolute() or ".." in path.parts or "\\" in name
-                or not any(name.startswith(folder + "/") for folder in BUNDLED_FOLDERS)):
-            raise WorkspaceBundleError(f"{source} lists {name!r}, which is outside {' and '.join(BUNDLED_FOLDERS)}: "
+        if not _bundle_may_hold(name):
+            raise WorkspaceBundleError(f"{source} lists {name!r}, which is no file of an avatar bundle or a Subject: "
                                        "refusing to unpack it")
         if name not in present:
             raise WorkspaceBundleError(f"{source} lists {name} but does not hold it: the bundle is damaged or "
@@ -122,26 +131,54 @@ def _read_manifest(archive: zipfile.ZipFile, source: Path) -> dict[str, dict]:
         if not isinstance(entry, dict) or present[name].file_size != entry.get("bytes"):
             raise WorkspaceBundleError(f"{source}: {name} does not have the size its manifest says: the bundle is "
                                        "damaged; export it again")
-        total += present[name].file_size
+        member = present[name]
+        if member.file_size > RATIO_CHECKED_BYTES and member.file_size > MAX_COMPRESSION_RATIO * max(member.compress_size, 1):
+            raise WorkspaceBundleError(f"{source}: {name} would unpack {member.compress_size:,} bytes into "
+                                       f"{member.file_size:,}, which no real bundle does (a zip bomb?): refusing it")
+        total += member.file_size
     if total > MAX_BUNDLE_BYTES:
-        raise WorkspaceBundleError(f"{source} would unpack to {total / 1024**3:.1f} GiB, more than a workspace "
-                                   f"bundle can hold ({MAX_BUNDLE_BYTES / 1024**3:.0f} GiB): refusing it")
+        raise WorkspaceBundleError(f"{source} would unpack to {total / 1024**2:,.0f} MB, more than a workspace "
+                                   f"bundle holds (at most {MAX_BUNDLE_BYTES / 1024**2:.0f} MB): refusing it")
     return listing
 
 
-def _unpack(archive: zipfile.ZipFile, name: str, expected_sha256: str, folder: Path, source: Path) -> None:
-    """Extract ``name`` under ``folder``, checking its SHA-256 as it streams."""
-    out = folder / name
-    out.parent.mkdir(parents=True, exist_ok=True)
-    digest = hashlib.sha256()
+def _bundle_may_hold(name: str) -> bool:
+    """Whether ``name`` is a file a workspace bundle carries: the avatar bundle's, or the Subject's."""
+    path = PurePosixPath(name)
+    if "\\" in name or path.is_absolute() or len(path.parts) < 2 or str(path) != name:
+        return False
+    folder, file = str(path.parent), path.name
+    return (folder == BUNDLE_DIR and file in BUNDLE_FILES) or (folder == SUBJECT_DIR and is_subject_file(file))
+
+
+def _read_member(src, name: str, source: Path) -> bytes:
+    """The next chunk of a member being unpacked; a damaged member blames the bundle."""
     try:
-        with archive.open(name) as src, open(out, "wb") as dst:
-            while chunk := src.read(_CHUNK):
-                digest.update(chunk)
-                dst.write(chunk)
+        return src.read(_CHUNK)
     except (zipfile.BadZipFile, OSError, EOFError) as exc:
         raise WorkspaceBundleError(f"{source}: cannot read {name} ({exc}): the bundle is damaged; "
                                    "export it again") from None
+
+
+def _unpack(archive: zipfile.ZipFile, name: str, expected_sha256: str, folder: Path, source: Path) -> None:
+    """Extract ``name`` under ``folder``, checking its SHA-256 as it streams. A member that cannot be read
+    blames the bundle; a write that fails (a full disk) is an OSError about the destination."""
+    out = folder / name
+    out.parent.mkdir(parents=True, exist_ok=True)
+    digest = hashlib.sha256()
+    limit = archive.getinfo(name).file_size
+    try:
+        with archive.open(name) as src, open(out, "wb") as dst:
+            written = 0
+            while chunk := _read_member(src, name, source):
+                written += len(chunk)
+                if written > limit:
+                    raise WorkspaceBundleError(f"{source}: {name} holds more than its stated size: refusing it")
+                digest.update(chunk)
+                dst.write(chunk)
+    except OSError as exc:  # the destination: creating, writing or closing the file
+        raise OSError(exc.errno, f"cannot unpack {name} into {folder.parent} ({exc.strerror}): free space "
+                                 "on that disk or import into another folder") from None
     if digest.hexdigest() != expected_sha256:
         raise WorkspaceBundleError(f"{source}: {name} does not match its checksum: the bundle is damaged; "
                                    "export it again")

@@ -27,8 +27,9 @@ from PIL import Image
 
 from persona_studio.body.model import BodyModel, smplx_tensors
 from persona_studio.body.motion import Motion, preset_motion_paths, read_motion
+from persona_studio.workspace.folders import prepare_stage
 from persona_studio.workspace.subject import Subject
-from persona_studio.fileio import atomic_folder
+from persona_studio.fileio import atomic_folder, write_video_atomic
 from persona_studio.generate.drive import DEFAULT_SIZE, DrivingSequence, driving_sequence, posed_joints
 from persona_studio.generate.reposer import fit_surface_to_photo, render_sequence
 from persona_studio.render.body import BodyRender, BodyRenderer
@@ -122,8 +123,7 @@ def write_kit(folder: Path, subject: Subject, model: BodyModel, sequence: Drivin
         skeletons.append(frame)
         progress((i + 1) / sequence.num_frames, f"skeleton frame {i + 1}/{sequence.num_frames}")
     skeletons = np.stack(skeletons)
-    imageio.mimwrite(folder / "skeleton.mp4", skeletons, fps=sequence.fps, codec="libx264", quality=8,
-                     macro_block_size=1)
+    write_video_atomic(folder / "skeleton.mp4", skeletons, sequence.fps)
     uv0 = camera.project(vertices[0])
     scale, shift = reference_alignment(subject, (uv0[:, 0].min(), uv0[:, 1].min(), uv0[:, 0].max(), uv0[:, 1].max()))
     size = (camera.width, camera.height)
@@ -195,6 +195,7 @@ def generate_training_set(workspace: str | Path, options: GenerateOptions | None
         raise GenerateError("the import generator needs --frames-from FOLDER_OR_VIDEO (made from the kit)")
     t0 = time.time()
     subject = Subject.load(workspace)
+    prepare_stage(Path(workspace), "generate")
     model = model or subject.load_body_model()
     files = files or ModelFiles()
     if options.generator != "reposer" and not options.kit_only and segment is None:

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from persona_studio.avatar.avatar import Avatar, AvatarConfig
-from persona_studio.avatar.bundle import load_checkpoint, save_avatar, save_checkpoint
+from persona_studio.avatar.bundle import load_checkpoint, read_checkpoint_meta, save_avatar, save_checkpoint
 from persona_studio.body.model import BodyModel
 from persona_studio.body.subdivide import mesh_neighbours
 from persona_studio.render.body import BodyRenderer, vertex_normals
@@ -35,17 +35,54 @@ from persona_studio.train.settings import TrainSettings
 from persona_studio.train.snapshot import AvatarSnapshot, SnapshotPublisher
 from persona_studio.train.step import (CORRECTED_KEYS, colour_gradient_scale, colour_weight, data_losses, frame_seams,
                                        optimiser_groups, pose_deltas, regularisers, render_frame)
-from persona_studio.workspace.folders import avatar_folder, bundle_folder, checkpoint_file
+from persona_studio.workspace.folders import (avatar_folder, bundle_folder, checkpoint_file, earlier_training_folder,
+                                              prepare_stage, set_training_aside)
 from persona_studio.workspace.subject import Subject
 from persona_studio.workspace.training_set import TrainingSet
 
 
+SHAPE_KEYS = ("template_level", "mlp_width", "triplane_resolution", "pose_deformation")  # what a resumed run keeps
+
+
+class TrainingConflict(ValueError):
+    """Earlier training in the workspace that a run with these settings would replace; the message says how
+    to keep it or start afresh."""
+
+
+def earlier_training(workspace: Path, settings: TrainSettings) -> str | None:
+    """Why training ``workspace`` with ``settings`` would replace earlier work instead of resuming it: a
+    checkpoint made with other avatar settings or another training set, or a trained avatar with no
+    checkpoint (an imported bundle). None when there is nothing, or a checkpoint this run resumes.
+    Reads only the checkpoint's header and the training set's manifest: cheap enough for the GUI thread."""
+    checkpoint = checkpoint_file(workspace)
+    ts = TrainingSet(workspace)
+    if checkpoint.is_file():
+        saved = read_checkpoint_meta(checkpoint)
+        before = saved.get("settings", {})
+        changed = [f"{key.replace('_', ' ')} {before.get(key)!r} (now {getattr(settings, key)!r})"
+                   for key in SHAPE_KEYS if before.get(key) != getattr(settings, key)]
+        if saved.get("training_set", ts.identity) != ts.identity or saved.get("frames") != len(ts):
+            changed.append("another training set (it has been generated again since)")
+        if not changed:
+            return None
+        return f"its training checkpoint (step {saved.get('step')}) was made with " + ", ".join(changed)
+    if (bundle_folder(workspace) / "avatar.json").is_file():
+        return "it holds a trained avatar with no checkpoint to resume (an imported or finished avatar)"
+    return None
+
+
 class Trainer:
-    """Trains one workspace's avatar; drive it from any thread."""
+    """Trains one workspace's avatar; drive it from any thread.
+
+    Earlier work is never replaced silently: a checkpoint this run cannot resume, or a trained avatar
+    without one, stops :meth:`prepare` with a :class:`TrainingConflict` unless ``restart``; a restart
+    moves them into ``avatar/earlier/<date-time>/`` first."""
 
     def __init__(self, workspace: str | Path, settings: TrainSettings | None = None,
-                 on_event: Callable[[dict], None] | None = None, model: BodyModel | None = None):
+                 on_event: Callable[[dict], None] | None = None, model: BodyModel | None = None,
+                 restart: bool = False):
         self.workspace = Path(workspace)
+        self.restart = restart
         self.settings = settings or TrainSettings.from_preset("preview")
         self.on_event = on_event or (lambda event: None)
         self._model = model
@@ -146,27 +183,34 @@ class Trainer:
         s = self.settings
         torch.manual_seed(s.seed)
         self.subject = Subject.load(self.workspace)
+        prepare_stage(self.workspace, "train")
+        if self.restart:
+            aside = set_training_aside(self.workspace)
+            if aside is not None:
+                self.on_event({"type": "info", "message": f"starting afresh; the earlier training is kept in {aside}"})
+        else:
+            conflict = earlier_training(self.workspace, s)
+            if conflict is not None:
+                raise TrainingConflict(
+                    f"{self.workspace}: {conflict}, and training now would replace it. Start afresh with "
+                    f"--restart (it is kept in {earlier_training_folder(self.workspace)}/), or train with "
+                    "the settings it was made with")
         self.model = self._model or self.subject.load_body_model()
         ts = TrainingSet(self.workspace)
+        self.training_set_identity = ts.identity
         self.frames = load_frames(ts, self.model, s.resolution)
         train_frames, self.held_out = split_generated(len(self.frames), s.held_out_share)
         share = s.photo_share if s.balanced_sampling else 1.0 / (len(train_frames) + 1)
         self._photo_share = share
         self.sampler = BalancedSampler(train_frames, share, s.seed)
         if self.checkpoint_path.is_file():
-            avatar, extra, saved = load_checkpoint(self.checkpoint_path)
-            shape_keys = ("template_level", "mlp_width", "triplane_resolution", "pose_deformation")
-            same = all(saved.get("settings", {}).get(k) == getattr(s, k) for k in shape_keys)
-            if not same or saved.get("frames") != len(self.frames):
-                self.on_event({"type": "info", "message": "the checkpoint was made with other settings or "
-                                                          "another training set: starting afresh"})
-            else:
-                self.avatar, self.step = avatar, int(saved["step"])
-                self.prior_colors = extra.get("prior_colors", avatar.colors.detach()).clone()
-                self._build_optimiser()
-                self._restore(extra, saved)
-                self.on_event({"type": "resumed", "step": self.step})
-                return
+            self.avatar, extra, saved = load_checkpoint(self.checkpoint_path)
+            self.step = int(saved["step"])
+            self.prior_colors = extra.get("prior_colors", self.avatar.colors.detach()).clone()
+            self._build_optimiser()
+            self._restore(extra, saved)
+            self.on_event({"type": "resumed", "step": self.step})
+            return
         config = AvatarConfig(level=s.template_level, mlp_width=s.mlp_width, triplane_resolution=s.triplane_resolution,
                               pose_deformation=s.pose_deformation)
         sub = self.subject
@@ -221,7 +265,7 @@ class Trainer:
             extra.update({f"adam.{pid}.step": torch.as_tensor(st["step"]).reshape(1) if not torch.is_tensor(st["step"]) else st["step"],
                           f"adam.{pid}.exp_avg": st["exp_avg"], f"adam.{pid}.exp_avg_sq": st["exp_avg_sq"]})
         meta = {"step": self.step, "settings": asdict(self.settings), "frames": len(self.frames),
-                "sampler": self.sampler.state()}
+                "training_set": self.training_set_identity, "sampler": self.sampler.state()}
         return save_checkpoint(self.avatar, self.checkpoint_path, extra, meta)
 
     # --- one step -------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ figures and the body model it was fitted with, and an overlay of the fitted mesh
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,11 +19,18 @@ import numpy as np
 from PIL import Image
 
 from persona_studio.body.model import BodyModel, load_body_model
-from persona_studio.fileio import atomic_folder
+from persona_studio.fileio import DamagedFileError, atomic_folder, read_json_object
 from persona_studio.render.camera import Camera
 
 FORMAT_VERSION = 1
 SUBJECT_DIR = "subject"
+SUBJECT_FILES = ("subject.json", "smplx.json", "camera.json", "keypoints.json", "image.png", "mask.png", "overlay.png")
+_ORIGINAL_PHOTO = re.compile(r"original(\.[a-z0-9]{1,5})?")  # the photo as given, under its own extension
+
+
+def is_subject_file(name: str) -> bool:
+    """Whether ``name`` is a file that ``subject/`` holds (:meth:`Subject.save` writes no others)."""
+    return name in SUBJECT_FILES or _ORIGINAL_PHOTO.fullmatch(name) is not None
 
 
 class WorkspaceError(ValueError):
@@ -92,26 +100,52 @@ class Subject:
         if not meta_path.is_file():
             raise WorkspaceError(f"{workspace} has no fitted subject (no {SUBJECT_DIR}/subject.json): "
                                  "run `persona-studio fit PHOTO -w WORKSPACE` first")
-        meta = json.loads(meta_path.read_text())
+        refit = "fit the photo again (`persona-studio fit PHOTO -w WORKSPACE`)"
+        meta = _read(meta_path, refit)
         if meta.get("format_version") != FORMAT_VERSION:
             raise WorkspaceError(f"{meta_path}: subject format {meta.get('format_version')} is not "
-                                 f"{FORMAT_VERSION}; fit the photo again")
-        j = json.loads((folder / "smplx.json").read_text())
-        smplx = {
-            "global_orient": np.array(j["root_pose"], np.float32),
-            "body_pose": np.array(j["body_pose"], np.float32).reshape(-1),
-            "jaw_pose": np.array(j["jaw_pose"], np.float32),
-            "leye_pose": np.array(j["leye_pose"], np.float32), "reye_pose": np.array(j["reye_pose"], np.float32),
-            "left_hand_pose": np.array(j["lhand_pose"], np.float32).reshape(-1),
-            "right_hand_pose": np.array(j["rhand_pose"], np.float32).reshape(-1),
-            "expression": np.array(j["expr"], np.float32), "transl": np.array(j["trans"], np.float32),
-            "betas": np.array(j["betas"], np.float32),
-        }
-        keypoints = {k: np.array(v, np.float32) for k, v in json.loads((folder / "keypoints.json").read_text()).items()}
-        return cls(
-            image=np.asarray(Image.open(folder / "image.png").convert("RGB")),
-            mask=np.asarray(Image.open(folder / "mask.png"), dtype=np.float32) / 255.0,
-            keypoints=keypoints, smplx=smplx,
-            camera=Camera.from_json(json.loads((folder / "camera.json").read_text())),
-            body_model=meta["body_model"], metrics=meta["metrics"], photo_name=meta["photo_name"],
-            notes=meta["notes"])
+                                 f"{FORMAT_VERSION}; {refit}")
+        path = folder / "smplx.json"
+        try:
+            j = _read(path, refit)
+            smplx = {
+                "global_orient": np.array(j["root_pose"], np.float32).reshape(3),
+                "body_pose": np.array(j["body_pose"], np.float32).reshape(63),
+                "jaw_pose": np.array(j["jaw_pose"], np.float32).reshape(3),
+                "leye_pose": np.array(j["leye_pose"], np.float32).reshape(3),
+                "reye_pose": np.array(j["reye_pose"], np.float32).reshape(3),
+                "left_hand_pose": np.array(j["lhand_pose"], np.float32).reshape(45),
+                "right_hand_pose": np.array(j["rhand_pose"], np.float32).reshape(45),
+                "expression": np.array(j["expr"], np.float32).reshape(-1),
+                "transl": np.array(j["trans"], np.float32).reshape(3),
+                "betas": np.array(j["betas"], np.float32).reshape(-1),
+            }
+            path = folder / "keypoints.json"
+            keypoints = {k: np.array(v, np.float32) for k, v in _read(path, refit).items()}
+            path = folder / "camera.json"
+            camera = Camera.from_json(_read(path, refit))
+            path = meta_path
+            body_model, metrics = dict(meta["body_model"]), dict(meta["metrics"])
+            photo_name, notes = str(meta["photo_name"]), list(meta["notes"])
+            path = folder / "image.png"
+            image = np.asarray(Image.open(path).convert("RGB"))
+            path = folder / "mask.png"
+            mask = np.asarray(Image.open(path), dtype=np.float32) / 255.0
+        except FileNotFoundError:
+            raise WorkspaceError(f"{folder} lacks {path.name}: {refit}") from None
+        except KeyError as exc:
+            raise WorkspaceError(f"{path} has no {exc} entry: {refit}") from None
+        except (TypeError, ValueError, OSError) as exc:  # wrong shapes or types, unreadable images
+            raise WorkspaceError(f"{path} is damaged ({exc}): {refit}") from None
+        if mask.shape != image.shape[:2]:
+            raise WorkspaceError(f"{folder / 'mask.png'} is {mask.shape[1]}x{mask.shape[0]}, not the image's "
+                                 f"{image.shape[1]}x{image.shape[0]}: {refit}")
+        return cls(image=image, mask=mask, keypoints=keypoints, smplx=smplx, camera=camera, body_model=body_model,
+                   metrics=metrics, photo_name=photo_name, notes=notes)
+
+
+def _read(path: Path, remedy: str) -> dict:
+    try:
+        return read_json_object(path, remedy)
+    except DamagedFileError as exc:
+        raise WorkspaceError(str(exc)) from None

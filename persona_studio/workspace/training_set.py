@@ -18,18 +18,21 @@ Layout::
 
 from __future__ import annotations
 
+import hashlib
 import json
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from persona_studio.fileio import atomic_path
+from persona_studio.fileio import DamagedFileError, atomic_path, read_json_object
 from persona_studio.render.camera import Camera
 
 FORMAT_VERSION = 1
 TRAINING_DIR = "training_set"
+REGENERATE = "make the training set again (`persona-studio generate -w WORKSPACE`)"
 SURFACE_FILE = "reposer_surface.npz"
 
 
@@ -105,9 +108,12 @@ class PhotoSurface:
 
     @classmethod
     def load(cls, path: Path) -> "PhotoSurface":
-        """The surface saved by :meth:`save`."""
-        with np.load(path) as data:
-            return cls(data["displacement"], data["colors"])
+        """The surface saved by :meth:`save` (a DamagedFileError when the file is not one)."""
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                return cls(data["displacement"], data["colors"])
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
+            raise DamagedFileError(f"{path} is damaged ({exc}): {REGENERATE}") from None
 
 
 @dataclass
@@ -133,10 +139,21 @@ class TrainingSet:
         if not manifest.is_file():
             raise FileNotFoundError(f"{Path(workspace)} has no training set: run "
                                     "`persona-studio generate -w WORKSPACE` first")
-        self.manifest = json.loads(manifest.read_text())
-        self.camera = Camera.from_json(json.loads((self.folder / "camera.json").read_text()))
-        self.photo_camera = Camera.from_json(json.loads((self.folder / "photo" / "camera.json").read_text()))
-        self.num_generated = int(self.manifest["generated_frames"])
+        path = manifest
+        try:
+            self.manifest = read_json_object(path, REGENERATE)
+            self.identity = hashlib.sha256(manifest.read_bytes()).hexdigest()[:16]
+            self.num_generated = int(self.manifest["generated_frames"])
+            path = self.folder / "camera.json"
+            self.camera = Camera.from_json(read_json_object(path, REGENERATE))
+            path = self.folder / "photo" / "camera.json"
+            self.photo_camera = Camera.from_json(read_json_object(path, REGENERATE))
+        except FileNotFoundError:
+            raise DamagedFileError(f"{self.folder} lacks {path.relative_to(self.folder)}: {REGENERATE}") from None
+        except (KeyError, TypeError, ValueError) as exc:
+            if isinstance(exc, DamagedFileError):
+                raise
+            raise DamagedFileError(f"{path} is damaged (a missing or wrong {exc} entry): {REGENERATE}") from None
 
     def __len__(self) -> int:
         return 1 + self.num_generated
@@ -152,15 +169,25 @@ class TrainingSet:
             raise IndexError(f"frame {index} is not in this training set (0..{len(self) - 1})")
         is_photo = index == 0
         paths = frame_paths(self.folder, index)
-        smplx = json.loads(paths["smplx"].read_text())
-        read = lambda d: np.asarray(Image.open(paths[d]))  # noqa: E731
+        kind = "smplx"
+        try:
+            smplx = smplx_from_json(read_json_object(paths["smplx"], REGENERATE))
+            images = {}
+            for kind in IMAGE_KINDS:
+                images[kind] = np.asarray(Image.open(paths[kind]))
+        except FileNotFoundError:
+            raise DamagedFileError(f"{self.folder} lacks {paths[kind].relative_to(self.folder)}: {REGENERATE}") from None
+        except (KeyError, TypeError, ValueError, OSError) as exc:
+            if isinstance(exc, DamagedFileError):
+                raise
+            raise DamagedFileError(f"{paths[kind]} is damaged ({exc}): {REGENERATE}") from None
         return Frame(
-            rgb=read("frames")[..., :3].astype(np.float32) / 255.0,
-            mask=read("masks").astype(np.float32) / 255.0,
-            depth=read("depth").astype(np.float32) / 1000.0,
-            normal=read("normals").astype(np.float32) / 127.5 - 1.0,
-            parts=read("parts").astype(np.int64),
-            smplx=smplx_from_json(smplx),
+            rgb=images["frames"][..., :3].astype(np.float32) / 255.0,
+            mask=images["masks"].astype(np.float32) / 255.0,
+            depth=images["depth"].astype(np.float32) / 1000.0,
+            normal=images["normals"].astype(np.float32) / 127.5 - 1.0,
+            parts=images["parts"].astype(np.int64),
+            smplx=smplx,
             camera=self.photo_camera if is_photo else self.camera,
             is_photo=is_photo,
         )
