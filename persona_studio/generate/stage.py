@@ -140,7 +140,8 @@ def write_kit(folder: Path, subject: Subject, model: BodyModel, sequence: Drivin
 
 
 def read_imported_frames(source: Path, count: int, size: tuple[int, int]) -> Iterator[np.ndarray]:
-    """Frames made elsewhere from the kit (a folder of images or a video), checked against the kit."""
+    """Frames made elsewhere from the kit (a folder of images or a video), checked against the kit: the frame
+    count at once (before the stage's minutes of work), each frame's size as it is read."""
     source = Path(source)
     if source.is_dir():
         files = sorted(p for p in source.iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg", ".webp"))
@@ -157,11 +158,14 @@ def read_imported_frames(source: Path, count: int, size: tuple[int, int]) -> Ite
     if found != count:
         raise GenerateError(f"{source} has {found} frames but the kit has {count}: import the whole result of "
                             "the kit's skeleton video, one frame per skeleton frame")
-    for i, frame in enumerate(reader):
-        if (frame.shape[1], frame.shape[0]) != size:
-            raise GenerateError(f"{source}: frame {i} is {frame.shape[1]}x{frame.shape[0]}, the kit's frames are "
-                                f"{size[0]}x{size[1]}: generate at the kit's size")
-        yield frame
+
+    def checked() -> Iterator[np.ndarray]:
+        for i, frame in enumerate(reader):
+            if (frame.shape[1], frame.shape[0]) != size:
+                raise GenerateError(f"{source}: frame {i} is {frame.shape[1]}x{frame.shape[0]}, the kit's frames "
+                                    f"are {size[0]}x{size[1]}: generate at the kit's size")
+            yield frame
+    return checked()
 
 
 Segmenter = Callable[[np.ndarray], np.ndarray]
@@ -224,6 +228,9 @@ def generate_training_set(workspace: str | Path, options: GenerateOptions | None
     frames = options.frames or DEFAULT_FRAMES[options.generator]
     sequence = driving_sequence(model, subject, motions, max_frames=frames, size=options.size)
     report(0.02, f"posing {sequence.num_frames} frames")
+    imported = None
+    if options.generator == "import" and not options.kit_only:
+        imported = read_imported_frames(options.frames_from, sequence.num_frames, options.size)
     vertices, joints = posed_joints(model, sequence)
     target = Path(workspace) / TRAINING_DIR
     with atomic_folder(target) as folder:
@@ -242,7 +249,7 @@ def generate_training_set(workspace: str | Path, options: GenerateOptions | None
             if options.generator == "reposer":
                 images = None
             elif options.generator == "import":
-                images = read_imported_frames(options.frames_from, sequence.num_frames, options.size)
+                images = imported
             else:
                 reference = np.asarray(Image.open(folder / "kit" / "reference.png"))
                 reference_skeleton = np.asarray(Image.open(folder / "kit" / "reference_skeleton.png"))
