@@ -11,6 +11,7 @@ progress is left alone.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import math
 import os
@@ -121,7 +122,7 @@ def _process_alive(pid: int) -> bool:
     return True
 
 
-def is_stale_temp(path: Path, now: float | None = None) -> bool:
+def is_stale_temp(path: Path) -> bool:
     """Whether ``path`` is a temporary file or folder of this module's naming whose writer is gone: its
     process has ended (or, for names without a pid, it is over an hour old)."""
     match = _TEMP_NAME.match(path.name)
@@ -131,7 +132,7 @@ def is_stale_temp(path: Path, now: float | None = None) -> bool:
         pid = int(match["pid"])
         return pid != os.getpid() and not _process_alive(pid)
     try:
-        age = (now or time.time()) - path.lstat().st_mtime
+        age = time.time() - path.lstat().st_mtime
     except FileNotFoundError:
         return False
     return age > UNTAGGED_TEMP_AGE_S
@@ -172,7 +173,7 @@ def check_writable(folder: str | os.PathLike, need_bytes: int, what: str) -> Pat
                                    "write to, or free space on its disk") from None
     free = shutil.disk_usage(folder).free
     if free < need_bytes:
-        raise DiskSpaceError(28, f"{folder} has {free / 1024**2:.0f} MB free, and {what} needs about "
+        raise DiskSpaceError(errno.ENOSPC, f"{folder} has {free / 1024**2:.0f} MB free, and {what} needs about "
                                  f"{need_bytes / 1024**2:.0f} MB: free space on its disk or choose another folder")
     return folder
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import load, save
+from safetensors.torch import load_file, save
 
 from persona_studio.avatar.avatar import Avatar, AvatarConfig
 from persona_studio.fileio import DamagedFileError, atomic_folder, read_json_object, write_bytes_atomic
@@ -80,7 +80,7 @@ def load_avatar(folder: str | Path) -> tuple[Avatar, dict]:
         raise BundleError(f"{meta_path} is damaged (no valid {exc} entry): {again}") from None
     tensors = folder / "avatar.safetensors"
     try:
-        return avatar_from_state(load(tensors.read_bytes()), config, identity), meta
+        return avatar_from_state(load_file(str(tensors)), config, identity), meta
     except FileNotFoundError:
         raise BundleError(f"{folder} has no avatar.safetensors: {again}") from None
     except (SafetensorError, KeyError, TypeError, ValueError, RuntimeError) as exc:

@@ -21,6 +21,7 @@ from PIL import Image
 from persona_studio.body.model import BodyModel, load_body_model
 from persona_studio.fileio import DamagedFileError, atomic_folder, read_json_object
 from persona_studio.render.camera import Camera
+from persona_studio.workspace.training_set import smplx_from_json, smplx_to_json
 
 FORMAT_VERSION = 1
 SUBJECT_DIR = "subject"
@@ -53,17 +54,8 @@ class Subject:
 
     def smplx_json(self) -> dict:
         """The parameters in the PERSONA/ExAvatar per-frame JSON convention (trans is the body's)."""
-        p = self.smplx
-        return {
-            "root_pose": p["global_orient"].tolist(), "body_pose": p["body_pose"].reshape(21, 3).tolist(),
-            "jaw_pose": p["jaw_pose"].tolist(),
-            "leye_pose": p.get("leye_pose", np.zeros(3)).tolist(),
-            "reye_pose": p.get("reye_pose", np.zeros(3)).tolist(),
-            "lhand_pose": p["left_hand_pose"].reshape(15, 3).tolist(),
-            "rhand_pose": p["right_hand_pose"].reshape(15, 3).tolist(),
-            "expr": p["expression"].tolist(), "trans": p.get("transl", np.zeros(3)).tolist(),
-            "betas": p["betas"].tolist(),
-        }
+        unposed = {key: np.zeros(3, np.float32) for key in ("leye_pose", "reye_pose", "transl")}
+        return smplx_to_json({**unposed, **self.smplx})
 
     def load_body_model(self) -> BodyModel:
         """The body model the subject was fitted with: its kind, and for official SMPL-X the file the
@@ -107,19 +99,7 @@ class Subject:
                                  f"{FORMAT_VERSION}; {refit}")
         path = folder / "smplx.json"
         try:
-            j = _read(path, refit)
-            smplx = {
-                "global_orient": np.array(j["root_pose"], np.float32).reshape(3),
-                "body_pose": np.array(j["body_pose"], np.float32).reshape(63),
-                "jaw_pose": np.array(j["jaw_pose"], np.float32).reshape(3),
-                "leye_pose": np.array(j["leye_pose"], np.float32).reshape(3),
-                "reye_pose": np.array(j["reye_pose"], np.float32).reshape(3),
-                "left_hand_pose": np.array(j["lhand_pose"], np.float32).reshape(45),
-                "right_hand_pose": np.array(j["rhand_pose"], np.float32).reshape(45),
-                "expression": np.array(j["expr"], np.float32).reshape(-1),
-                "transl": np.array(j["trans"], np.float32).reshape(3),
-                "betas": np.array(j["betas"], np.float32).reshape(-1),
-            }
+            smplx = smplx_from_json(_read(path, refit))
             path = folder / "keypoints.json"
             keypoints = {k: np.array(v, np.float32) for k, v in _read(path, refit).items()}
             path = folder / "camera.json"

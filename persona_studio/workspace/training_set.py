@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from persona_studio.body.skeleton import POSE_KEYS, POSE_WIDTHS
 from persona_studio.fileio import DamagedFileError, atomic_path, read_json_object
 from persona_studio.render.camera import Camera
 
@@ -54,15 +55,20 @@ def smplx_to_json(params: dict[str, np.ndarray]) -> dict:
 
 
 def smplx_from_json(frame: dict) -> dict[str, np.ndarray]:
-    """The PERSONA/ExAvatar JSON keys of one frame -> smplx keywords (flat float32 arrays)."""
+    """The PERSONA/ExAvatar JSON keys of one frame -> smplx keywords (flat float32 arrays). A missing key
+    raises KeyError; a pose of the wrong size, ValueError naming it."""
     f32 = lambda v: np.asarray(v, np.float32).reshape(-1)  # noqa: E731
-    return {
+    params = {
         "global_orient": f32(frame["root_pose"]), "body_pose": f32(frame["body_pose"]),
         "jaw_pose": f32(frame["jaw_pose"]), "leye_pose": f32(frame["leye_pose"]),
         "reye_pose": f32(frame["reye_pose"]), "left_hand_pose": f32(frame["lhand_pose"]),
         "right_hand_pose": f32(frame["rhand_pose"]), "expression": f32(frame["expr"]),
         "transl": f32(frame["trans"]), "betas": f32(frame["betas"]),
     }
+    for key, width in (*zip(POSE_KEYS, POSE_WIDTHS), ("transl", 3)):
+        if params[key].size != width:
+            raise ValueError(f"{key} has {params[key].size} values, not {width}")
+    return params
 
 
 IMAGE_KINDS = ("frames", "masks", "depth", "normals", "parts")
