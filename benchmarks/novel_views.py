@@ -298,8 +298,7 @@ def main() -> None:
     photo_params = smplx_tensors(subject.smplx)
 
     settings = TrainSettings.from_preset(args.preset, iterations=args.iterations, checkpoint_every=0, preview_every=0)
-    (workspace / "avatar" / "checkpoint.safetensors").unlink(missing_ok=True)
-    trainer = Trainer(workspace, settings, model=model)
+    trainer = Trainer(workspace, settings, model=model, restart=True)  # an earlier run goes to avatar/earlier/
     trainer.prepare()
     models = [surface_model(subject, model, manifest["template_level"], surface, camera),
               avatar_model("untrained avatar", trainer.avatar, photo_params, camera)]
