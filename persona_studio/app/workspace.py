@@ -18,10 +18,10 @@ from pathlib import Path
 
 import platformdirs
 
-from persona_studio.paths import APP_NAME
+from persona_studio.paths import APP_NAME, project_folder
 from persona_studio.workspace.folders import bundle_folder, checkpoint_file
 
-SAMPLE_PHOTO = Path(__file__).resolve().parents[2] / "resources" / "sample_person.png"
+SAMPLE_PHOTO = project_folder("resources") / "sample_person.png"
 
 PHOTO_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 MOTION_SUFFIXES = (".npz",)

@@ -33,6 +33,7 @@ from scipy.spatial.transform import Rotation
 
 from persona_studio.body import skeleton
 from persona_studio.fileio import NpzMemberError, atomic_folder, atomic_path, npz_keys, read_npz_member
+from persona_studio.paths import project_folder
 
 FORMAT_VERSION = 1
 NPZ_FORMAT_NAME = "PERSONA Studio npz"
@@ -799,5 +800,5 @@ def convert_motion(src: str | os.PathLike, dst: str | os.PathLike, fps: float | 
 
 def preset_motion_paths() -> dict[str, Path]:
     """The motion presets shipped in ``presets/motions`` of the source tree: name -> path."""
-    folder = Path(__file__).resolve().parents[2] / "presets" / "motions"
+    folder = project_folder("presets") / "motions"
     return {path.stem: path for path in sorted(folder.glob("*.npz"))}

@@ -155,6 +155,9 @@ def _cmd_settings(args: argparse.Namespace) -> int:
 def _cmd_bench(args: argparse.Namespace) -> int:
     import runpy
 
+    if not BENCHMARKS_DIR.is_dir():
+        raise ValueError(f"the benchmarks come with a checkout of persona-studio, not with the installed package "
+                         f"(looked in {BENCHMARKS_DIR}): run them from a clone, with its ../shared data beside it")
     script = BENCHMARKS_DIR / f"{args.name}.py"
     if not script.is_file():
         known = ", ".join(sorted(p.stem for p in BENCHMARKS_DIR.glob("*.py") if not p.stem.startswith("_")))

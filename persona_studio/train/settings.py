@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field, fields
-from pathlib import Path
 
-PRESETS_DIR = Path(__file__).resolve().parents[2] / "presets" / "training"
+from persona_studio.paths import project_folder
+
+PRESETS_DIR = project_folder("presets") / "training"
 
 
 @dataclass

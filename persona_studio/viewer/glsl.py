@@ -7,7 +7,9 @@ from pathlib import Path
 import numpy as np
 from OpenGL import GL
 
-SHADER_DIR = Path(__file__).resolve().parents[2] / "shaders"
+from persona_studio.paths import project_folder
+
+SHADER_DIR = project_folder("shaders")
 
 
 class ShaderError(RuntimeError):

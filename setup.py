@@ -1,0 +1,34 @@
+"""The wheel carries the checkout's top-level run-time folders inside the package.
+
+The project keeps ``shaders/``, ``presets/`` and ``resources/`` at the top of the checkout (where the app
+and the tests read them when run from it); a built wheel copies them to ``persona_studio/data/`` so that
+an installed program finds them through ``persona_studio.paths.project_folder``.
+"""
+
+from pathlib import Path
+
+from setuptools import setup
+from setuptools.command.build_py import build_py
+
+ROOT = Path(__file__).resolve().parent
+PACKAGED = {  # folder -> the files of it the program reads at run time
+    "shaders": ["*.vert", "*.frag", "*.glsl"],
+    "presets": ["motions/*.npz", "training/*.json"],
+    "resources": ["sample_person.png"],
+}
+
+
+class BuildWithData(build_py):
+    """build_py, then the packaged folders copied under ``persona_studio/data/`` in the build tree."""
+
+    def run(self):
+        super().run()
+        for folder, patterns in PACKAGED.items():
+            for pattern in patterns:
+                for source in sorted((ROOT / folder).glob(pattern)):
+                    target = Path(self.build_lib) / "persona_studio" / "data" / folder / source.relative_to(ROOT / folder)
+                    self.mkpath(str(target.parent))
+                    self.copy_file(str(source), str(target))
+
+
+setup(cmdclass={"build_py": BuildWithData})
