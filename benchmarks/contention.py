@@ -1,0 +1,103 @@
+"""CPU work beside a busy competitor: how much a fixed workload slows when another CPU-bound job shares the cores.
+
+The workload is the re-poser's surface fit (the level-2 body splatted at 256 px, forward and backward,
+Adam steps: the stage the issue saw collapse), run in a fresh process so that the thread settings under
+test apply from the start. The competitor is a second torch process doing matrix products with its default
+threads, like a second job of ours (``--competitor python``: a one-thread pure-Python loop, like a busy
+program of another kind). Each row runs the workload alone, then beside the competitor, and prints both
+times and their ratio (a fair share of 2 cores with one competitor is 2x).
+
+Rows: ``as shipped`` (torch's own thread count, libgomp's default wait policy), and the candidate settings:
+``OMP_WAIT_POLICY=PASSIVE`` (idle OpenMP threads sleep at once), ``OMP_WAIT_POLICY=ACTIVE`` (they spin),
+``1 torch thread``. Timings on 2 cores swing with the competitor's phase: use ``--repeats``.
+
+    python benchmarks/contention.py [--steps 8] [--repeats 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+
+WORKLOAD = r"""
+import sys, time
+import persona_studio  # first, as the CLI and the app import it
+import torch
+from persona_studio.body.model import load_body_model
+from persona_studio.render.body import BodyRenderer
+from persona_studio.render.camera import Camera
+import numpy as np
+steps = int(sys.argv[1])
+model = load_body_model("open")
+renderer = BodyRenderer(model, 2)
+with torch.no_grad():
+    posed = model.forward().vertices[0]
+camera = Camera(np.diag([1.0, -1.0, -1.0]), np.array([0.0, 0.3, 2.5]), 300.0, 300.0, 128.0, 128.0, 256, 256)
+n = renderer.interp.shape[0]
+displacement = torch.zeros(n, requires_grad=True)
+colors = torch.full((n, 3), 0.5, requires_grad=True)
+optimiser = torch.optim.Adam([displacement, colors], lr=1e-3)
+def step():
+    out = renderer.splat(posed, colors, camera, displacement)
+    loss = (out.features[0, ..., :3] - 0.3).abs().mean() + out.alpha.mean()
+    optimiser.zero_grad()
+    loss.backward()
+    optimiser.step()
+step()  # warm-up
+t = time.perf_counter()
+for _ in range(steps):
+    step()
+print(f"{(time.perf_counter() - t) / steps:.4f}")
+"""
+
+COMPETITORS = {
+    "torch": "import torch\na = torch.randn(1024, 1024)\nwhile True:\n    a = torch.tanh(a @ a * 1e-3)\n",
+    "python": "x = 0\nwhile True:\n    x = (x * 31 + 7) % 1000003\n",
+}
+
+
+def run_workload(env: dict[str, str], steps: int) -> float:
+    """Seconds per step of the workload in a fresh process with ``env``."""
+    out = subprocess.run([sys.executable, "-c", WORKLOAD, str(steps)], env=env, capture_output=True, text=True,
+                         check=True, timeout=3600)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def measure(env: dict[str, str], steps: int, repeats: int, competitor_code: str) -> tuple[float, float]:
+    """(best quiet, best busy) seconds per step over ``repeats`` runs each."""
+    quiet = min(run_workload(env, steps) for _ in range(repeats))
+    competitor = subprocess.Popen([sys.executable, "-c", competitor_code], env=os.environ.copy(),
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(2)  # the competitor at full speed first
+        busy = min(run_workload(env, steps) for _ in range(repeats))
+    finally:
+        competitor.kill()
+        competitor.wait()
+    return quiet, busy
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=8)
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--competitor", choices=sorted(COMPETITORS), default="torch")
+    args = parser.parse_args()
+    base = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "OMP_NUM_THREADS", "GOMP_SPINCOUNT")}
+    rows = {"as shipped": base,
+            "OMP_WAIT_POLICY=PASSIVE": {**base, "OMP_WAIT_POLICY": "PASSIVE"},
+            "OMP_WAIT_POLICY=ACTIVE": {**base, "OMP_WAIT_POLICY": "ACTIVE"},
+            "1 torch thread (OMP_NUM_THREADS=1)": {**base, "OMP_NUM_THREADS": "1"}}
+    print(f"{os.cpu_count()} cores; workload: re-poser surface fit step (level 2, 256 px), {args.steps} steps, "
+          f"best of {args.repeats}; competitor: {args.competitor} ({COMPETITORS[args.competitor]!r})")
+    print(f"{'row':42s} {'quiet s/step':>12s} {'busy s/step':>12s} {'slowdown':>9s}")
+    for name, env in rows.items():
+        quiet, busy = measure(env, args.steps, args.repeats, COMPETITORS[args.competitor])
+        print(f"{name:42s} {quiet:12.3f} {busy:12.3f} {busy / quiet:8.2f}x")
+
+
+if __name__ == "__main__":
+    main()
