@@ -37,7 +37,7 @@ print(json.dumps({
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("wheel")
+    out = tmp_path_factory.mktemp("wheel")  # built with this environment's setuptools (the test extra's)
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(out),
                     str(ROOT)], check=True, timeout=300, capture_output=True)
     (built,) = out.glob("persona_studio-*.whl")
