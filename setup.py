@@ -5,6 +5,7 @@ and the tests read them when run from it); a built wheel copies them to ``person
 an installed program finds them through ``persona_studio.paths.project_folder``.
 """
 
+import shutil
 from pathlib import Path
 
 from setuptools import setup
@@ -19,14 +20,17 @@ PACKAGED = {  # folder -> the files of it the program reads at run time
 
 
 class BuildWithData(build_py):
-    """build_py, then the packaged folders copied under ``persona_studio/data/`` in the build tree."""
+    """build_py, then the packaged folders copied afresh under ``persona_studio/data/`` in the build tree
+    (an earlier build's copies are removed first, so a file deleted from the checkout leaves the wheel too)."""
 
     def run(self):
         super().run()
+        data = Path(self.build_lib) / "persona_studio" / "data"
+        shutil.rmtree(data, ignore_errors=True)
         for folder, patterns in PACKAGED.items():
             for pattern in patterns:
                 for source in sorted((ROOT / folder).glob(pattern)):
-                    target = Path(self.build_lib) / "persona_studio" / "data" / folder / source.relative_to(ROOT / folder)
+                    target = data / folder / source.relative_to(ROOT / folder)
                     self.mkpath(str(target.parent))
                     self.copy_file(str(source), str(target))
 
