@@ -29,12 +29,13 @@ TINY_TRAIN = {"train_iterations": 3, "train_resolution": 64, "train_template_lev
 # -- driving the app ------------------------------------------------------------------------------
 
 def run_until(app, condition, timeout: float, what: str) -> None:
-    """Render GUI frames until ``condition()`` holds; fail with the status line after ``timeout`` s."""
+    """Run the GUI loop (paced as the app paces it) until ``condition()`` holds; fail with the status
+    line after ``timeout`` s."""
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
             pytest.fail(f"timed out waiting for {what}; status: {dpg.get_value('status')!r}")
-        app.frame()
+        app.paced_frame()
 
 
 def invoke(tag, app_data=None) -> None:
@@ -82,7 +83,7 @@ def settle_view(app, after: int, quiet_s: float = 0.6, timeout: float = 30.0) ->
     while app.viewport.frames_shown <= after or time.monotonic() - since < quiet_s:
         if time.monotonic() > deadline:
             pytest.fail(f"the viewport did not settle; status: {dpg.get_value('status')!r}")
-        app.frame()
+        app.paced_frame()
         if app.viewport.frames_shown != last:
             last, since = app.viewport.frames_shown, time.monotonic()
 

@@ -20,17 +20,27 @@ def worker_threads() -> int:
 
 def as_background(threads: int | None) -> None:
     """Set up the calling worker thread so the GUI thread keeps the CPU it needs: at most ``threads``
-    torch threads (per thread: others keep theirs) and, on Linux, a lower scheduling priority (a
-    per-thread nice value; raising it needs no privileges)."""
+    torch threads (per thread: others keep theirs) and, on Linux, the SCHED_IDLE policy (no
+    privileges needed; threads the worker starts inherit it).
+
+    Why SCHED_IDLE and not only a nice value: a niced worker still holds a core for its time slice
+    when the GUI thread wakes, so under software OpenGL a frame waits ~30 ms now and then. A task of
+    the normal policy always preempts a SCHED_IDLE one at wake-up, so the GUI never waits on a
+    worker; the worker still gets every cycle the GUI leaves (the GUI loop sleeps out its frame
+    period). Where the policy is refused, a nice value is the fallback."""
     if threads is not None:
         import torch
 
         torch.set_num_threads(threads)
     if sys.platform.startswith("linux"):
+        thread_id = threading.get_native_id()
         try:
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), BACKGROUND_NICENESS)
+            os.sched_setscheduler(thread_id, os.SCHED_IDLE, os.sched_param(0))
         except OSError:
-            pass
+            try:
+                os.setpriority(os.PRIO_PROCESS, thread_id, BACKGROUND_NICENESS)
+            except OSError:
+                pass
 
 
 def user_message(exc: BaseException) -> str:

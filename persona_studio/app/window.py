@@ -273,14 +273,18 @@ class App:
     def run(self, max_frames: int | None = None) -> None:
         """The GUI loop, at most TARGET_FPS (Xvfb and some drivers do not block on vsync)."""
         frames = 0
-        period = 1.0 / TARGET_FPS
         while dpg.is_dearpygui_running() and (max_frames is None or frames < max_frames):
-            start = time.perf_counter()
-            self.frame()
+            self.paced_frame()
             frames += 1
-            spare = period - (time.perf_counter() - start)
-            if spare > 0:
-                time.sleep(spare)
+
+    def paced_frame(self) -> None:
+        """One frame, then sleep out the rest of its 1/TARGET_FPS period: the GUI loop's step. The idle
+        time goes to the workers (under software OpenGL an unpaced loop would take every core)."""
+        start = time.perf_counter()
+        self.frame()
+        spare = 1.0 / TARGET_FPS - (time.perf_counter() - start)
+        if spare > 0:
+            time.sleep(spare)
 
     def close(self) -> None:
         """Stop every worker, the viewer's render thread, and destroy the DearPyGui context."""
