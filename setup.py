@@ -14,8 +14,8 @@ from setuptools.command.build_py import build_py
 ROOT = Path(__file__).resolve().parent
 PACKAGED = {  # folder -> the files of it the program reads at run time
     "shaders": ["*.vert", "*.frag", "*.glsl"],
-    "presets": ["motions/*.npz", "training/*.json"],
-    "resources": ["sample_person.png"],
+    "presets": ["motions/*.npz", "training/*.json", "bvh/*.json"],
+    "resources": ["sample_person.png", "body/*.npz"],
 }
 
 

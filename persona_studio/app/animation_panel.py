@@ -80,7 +80,7 @@ class AnimationPanel:
 
     # -- loading ------------------------------------------------------------------------------------
     def load_motion(self, source) -> None:
-        """A preset name, an .npz file or a folder of per-frame JSON; read on a worker thread."""
+        """A preset name, an .npz, .smpl or .bvh file or a folder of per-frame JSON; read on a worker thread."""
         from persona_studio.body.motion import read_motion
 
         if not source:
@@ -150,7 +150,7 @@ class AnimationPanel:
     # -- controls -----------------------------------------------------------------------------------
     def _need_motion(self) -> bool:
         if self.clock is None:
-            self.app.status("load a motion first (Animate tab, or drop an .npz file or a JSON folder)")
+            self.app.status("load a motion first (Animate tab, or drop an .npz, .smpl or .bvh file or a JSON folder)")
             return False
         return True
 

@@ -25,6 +25,7 @@ import numpy as np
 from persona_studio import __version__
 from persona_studio.app import workspace as ws
 from persona_studio.app.jobs import as_background, user_message, worker_threads
+from persona_studio.app.pipeline_panel import rasterizer_backend
 from persona_studio.app.viewport import Viewport
 from persona_studio.settings import Settings
 from persona_studio.workspace.folders import bundle_folder
@@ -199,7 +200,7 @@ class App:
                 dpg.add_menu_item(label="Reset camera (R)", callback=lambda: self.viewport.reset_camera())
                 dpg.add_menu_item(label="Fit to avatar", callback=lambda: self.viewport.fit_to_scene())
             with dpg.menu(label="Help"):
-                dpg.add_text("Drop a photo, a motion (.npz or JSON folder), a workspace or a bundle onto the window.\n"
+                dpg.add_text("Drop a photo, a motion (.npz, .smpl, .bvh or JSON folder), a workspace or a bundle onto the window.\n"
                              "Viewport: left drag orbits, right/middle drag pans, wheel zooms.\n"
                              "Keys: Space play/pause, Left/Right one frame, Home/End, R reset camera.")
 
@@ -222,7 +223,7 @@ class App:
                             width=700, height=450, modal=True)
         with dpg.file_dialog(tag="motion_dialog", show=False, callback=chosen("motion"), width=700, height=450,
                              modal=True):
-            dpg.add_file_extension("SMPL-X motions (*.npz){.npz}")
+            dpg.add_file_extension("Motions (*.npz *.smpl *.bvh){.npz,.smpl,.bvh}")
             dpg.add_file_extension(".*")
         with dpg.file_dialog(tag="bundle_dialog", show=False, callback=chosen("bundle"), width=700, height=450,
                              modal=True):
@@ -237,7 +238,7 @@ class App:
         dpg.show_viewport()
         dpg.render_dearpygui_frame()  # creates DearPyGui's GLFW window
         self._drop_handler, reason = self._install_drop()
-        self.drop_note = reason or ("Drop a photo, a motion (.npz or JSON folder), a workspace folder or a "
+        self.drop_note = reason or ("Drop a photo, a motion (.npz, .smpl, .bvh or JSON folder), a workspace folder or a "
                                     "workspace bundle (.zip) onto the window.")
         dpg.set_value("drop_note", self.drop_note)
         if reason:
@@ -310,7 +311,7 @@ class App:
             self.model = model
             self.body_info = model.info.describe()
             dpg.set_value("body_info", self.body_info)
-            self.status(f"body model ready ({model.info.kind})")
+            self.status(f"body model ready ({model.info.kind}); {rasterizer_backend(self.settings.device)}")
             if self.workspace is None:
                 self.show_rest_body()
             waiters, self._model_waiters = self._model_waiters, []
@@ -323,7 +324,7 @@ class App:
             dpg.set_value("body_info", self.body_info)
             self.show_error("Body model", message)
 
-        self.status("loading the body model (the first run builds it: about two minutes)")
+        self.status("loading the body model")
         self.run_in_thread("body model", work, done, failed)
 
     def when_model_ready(self, callback: Callable[[], None]) -> None:
@@ -356,7 +357,7 @@ class App:
             self.import_bundle(path)
         else:
             self.show_error("Open", f"{path.name} is not a photo (PNG, JPEG, WebP, BMP, TIFF), a motion "
-                                    "(.npz or a folder of per-frame JSON), a workspace folder or a workspace "
+                                    "(.npz, .smpl, .bvh or a folder of per-frame JSON), a workspace folder or a workspace "
                                     "bundle (.zip)")
 
     def import_bundle(self, bundle: Path) -> None:

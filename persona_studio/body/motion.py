@@ -297,12 +297,15 @@ def resample(motion: Motion, fps: float) -> Motion:
 
 
 def read_motion(path: str | os.PathLike, *, up_axis: str | None = None, pelvis: np.ndarray | None = None,
-                max_bytes: int = MAX_MOTION_BYTES) -> Motion:
-    """Read a motion file (``.npz``) or folder (per-frame JSON) into a Y-up :class:`Motion`.
+                max_bytes: int = MAX_MOTION_BYTES, rig: str | os.PathLike | None = None) -> Motion:
+    """Read a motion file (``.npz``, Meshcapade ``.smpl``, ``.bvh``) or folder (per-frame JSON) into a
+    Y-up :class:`Motion`.
 
     ``up_axis`` overrides the file's up axis ("y", "z" or "-y"); without it the file's own flag
     is used (our files say "y"), or the axis is inferred from the root orientation (AMASS: "z"),
     and the notes say which. ``pelvis`` is the rest pelvis position used for that change of frame.
+    A BVH is retargeted onto SMPL-X (:mod:`persona_studio.body.bvh`) with the shipped rig tables, or
+    with the mapping file ``rig``.
     """
     path = Path(path)
     if up_axis is not None and up_axis not in UP_AXES:
@@ -314,13 +317,109 @@ def read_motion(path: str | os.PathLike, *, up_axis: str | None = None, pelvis: 
     if path.suffix.lower() == ".json":
         raise MotionError(f"{path}: a single JSON file; give the folder that holds the per-frame "
                           "JSON files instead")
+    if path.suffix.lower() == ".bvh":
+        return _read_bvh(path, rig, max_bytes)
+    if path.suffix.lower() == ".smpl":
+        return _read_smpl(path, up_axis, pelvis, max_bytes)
     if path.suffix.lower() == ".npz" or zipfile.is_zipfile(path):
         return _read_npz(path, up_axis, pelvis, max_bytes)
     if path.suffix.lower() in (".pkl", ".pickle", ".pt"):
         raise MotionError(f"{path}: pickle files are never opened (they can run code); save the arrays "
                           "as an .npz file with numpy.savez instead")
-    raise MotionError(f"{path}: unsupported motion file; give an AMASS / SMPL-X .npz file or a folder "
-                      "of per-frame .json files")
+    raise MotionError(f"{path}: unsupported motion file; give an AMASS / SMPL-X .npz, a .smpl, a .bvh file "
+                      "or a folder of per-frame .json files")
+
+
+def _read_bvh(path: Path, rig: str | os.PathLike | None, max_bytes: int) -> Motion:
+    """A BVH file retargeted onto the SMPL-X skeleton; the notes say which rig matched, what was mapped,
+    the unit and the up axis found."""
+    from persona_studio.body import bvh
+
+    _check_size(path, path.stat().st_size, max_bytes)
+    try:
+        text = path.read_text("utf-8", errors="replace")
+        parsed = bvh.parse_bvh(text, str(path))
+        rig_name, mapped = bvh.match_rig(parsed.names, bvh.load_rigs(Path(rig) if rig else None))
+        poses, trans, figures = bvh.retarget(parsed, mapped)
+    except bvh.BvhError as err:
+        message = str(err)
+        raise MotionError(message if message.startswith(str(path)) else f"{path}: {message}") from None
+    at_rest = [n for j, n in enumerate(skeleton.JOINT_NAMES[:22]) if j not in mapped]
+    notes = [f"BVH retargeted onto SMPL-X with the {rig_name!r} rig: {len(mapped)} joints mapped "
+             f"({', '.join(parsed.names[b] + '->' + skeleton.JOINT_NAMES[s] for s, b in sorted(mapped.items()))})",
+             "not in the rig: " + (", ".join(at_rest) + " (turning with the joint above); " if at_rest else "")
+             + ("fingers, " if not any(j in mapped for j in range(25, 55)) else "") + "jaw and eyes stay at rest",
+             f"unit: {figures['unit']} (about {figures['metres_per_unit']:.4f} m per unit, from the leg length); "
+             f"root path scaled by {figures['scale']:.4f} to SMPL-X's legs; feet put on the floor",
+             f"up axis {figures['up_axis'].upper()} (from the rest pose)"]
+    up = figures["up_axis"] if figures["up_axis"] in UP_AXES else "y"
+    return Motion(poses=poses, trans=trans, fps=1.0 / parsed.frame_time, source_format=f"BVH ({rig_name} rig)",
+                  source_up_axis=up, notes=tuple(notes))
+
+
+# Meshcapade's smplcodec (.smpl: an npz of camelCase keys): smplVersion -> (name, body joints, what it holds)
+_SMPL_VERSIONS = {0: ("SMPL", 24), 1: ("SMPL-H", 22), 2: ("SMPL-X", 22)}
+
+
+def _read_smpl(path: Path, up_axis: str | None, pelvis, max_bytes: int) -> Motion:
+    """A Meshcapade ``.smpl`` file (smplcodec's layout: ``bodyPose`` [N, 22, 3] pelvis..right_wrist,
+    ``headPose`` [N, 3, 3] jaw and eyes, ``left/rightHandPose`` [N, 15, 3], ``bodyTranslation`` [N, 3],
+    ``frameCount``, ``frameRate``, ``shapeParameters``, ``expressionParameters``)."""
+    reader = _NpzReader(path, max_bytes)
+    try:
+        notes = []
+        version = int(reader.numeric("smplVersion").reshape(-1)[0]) if "smplVersion" in reader else 2
+        if "smplVersion" not in reader:
+            notes.append("no smplVersion: read as SMPL-X (smplcodec's default)")
+        if version not in _SMPL_VERSIONS:
+            raise MotionError(f"{path}: a .smpl file of another body model (smplVersion {version}); only SMPL, "
+                              "SMPL-H and SMPL-X motions can drive the avatar")
+        name, body_joints = _SMPL_VERSIONS[version]
+        if "bodyPose" not in reader or "frameCount" not in reader:
+            raise MotionError(f"{path}: a .smpl file with no motion (no bodyPose/frameCount): it holds a body "
+                              "shape only")
+        count = int(reader.numeric("frameCount").reshape(-1)[0])
+
+        def part(key: str, joints: int, required: bool = False) -> np.ndarray:
+            if key not in reader:
+                if required:
+                    raise MotionError(f"{path}: '{key}' is missing")
+                return np.zeros((count, joints, 3))
+            array = reader.numeric(key)
+            if array.shape != (count, joints, 3):
+                raise MotionError(f"{path}: '{key}' has shape {array.shape}, expected ({count}, {joints}, 3) "
+                                  f"for {count} frames of {name}")
+            return array
+
+        poses = np.zeros((count, skeleton.NUM_JOINTS, 3))
+        poses[:, :22] = part("bodyPose", body_joints, required=True)[:, :22]
+        if version == 0:
+            notes.append("SMPL .smpl file: hands flat, face neutral (SMPL's two hand joints dropped)")
+        else:
+            poses[:, skeleton.LEFT_HAND] = part("leftHandPose", 15)
+            poses[:, skeleton.RIGHT_HAND] = part("rightHandPose", 15)
+        if version == 2:
+            poses[:, 22:25] = part("headPose", 3)
+        trans = reader.numeric("bodyTranslation") if "bodyTranslation" in reader else np.zeros((count, 3))
+        if trans.shape != (count, 3):
+            raise MotionError(f"{path}: 'bodyTranslation' has shape {trans.shape}, expected ({count}, 3)")
+        if "frameRate" in reader:
+            fps = float(reader.numeric("frameRate").reshape(-1)[0])
+        else:
+            fps = DEFAULT_FPS
+            notes.append(f"no frameRate: played at {DEFAULT_FPS:g} fps")
+        betas = reader.numeric("shapeParameters").reshape(-1) if "shapeParameters" in reader else None
+        expression = None
+        if "expressionParameters" in reader:
+            expression = reader.numeric("expressionParameters")
+            expression = np.repeat(expression.reshape(1, -1), count, 0) if expression.ndim == 1 else expression
+            if expression.shape[0] != count:
+                raise MotionError(f"{path}: 'expressionParameters' has {expression.shape[0]} rows for {count} frames")
+    finally:
+        reader.close()
+    poses, trans, source_up = _in_y_up(poses, trans, None, up_axis, pelvis, path, notes)
+    return Motion(poses=poses, trans=trans, fps=fps, betas=betas, expression=expression,
+                  source_format=f"Meshcapade .smpl ({name})", source_up_axis=source_up, notes=tuple(notes))
 
 
 class _NpzReader:
@@ -765,9 +864,9 @@ def write_json_folder(motion: Motion, dst: str | os.PathLike) -> Path:
 # Entry points for the CLI and the app
 
 
-def describe_motion(path: str | os.PathLike) -> str:
+def describe_motion(path: str | os.PathLike, rig: str | os.PathLike | None = None) -> str:
     """A short human-readable summary of a motion file (``persona-studio motion info FILE``)."""
-    motion = read_motion(path)
+    motion = read_motion(path, rig=rig)
     lines = [
         f"file: {path}",
         f"format: {motion.source_format}",
@@ -784,7 +883,7 @@ def describe_motion(path: str | os.PathLike) -> str:
 
 
 def convert_motion(src: str | os.PathLike, dst: str | os.PathLike, fps: float | None = None,
-                   overwrite: bool = False) -> Path:
+                   overwrite: bool = False, rig: str | os.PathLike | None = None) -> Path:
     """Read ``src``, resample to ``fps`` when given, write ``dst`` (``.npz`` or a JSON folder).
 
     An existing ``dst`` is replaced only with ``overwrite`` (and a folder only if it is one of ours).
@@ -792,7 +891,7 @@ def convert_motion(src: str | os.PathLike, dst: str | os.PathLike, fps: float | 
     if Path(dst).exists() and not overwrite:
         raise MotionError(f"{dst}: already exists; choose another name or allow overwriting it "
                           "(--overwrite)")
-    motion = read_motion(src)
+    motion = read_motion(src, rig=rig)
     if fps is not None and float(fps) != motion.fps:
         motion = resample(motion, fps)
     return write_motion(motion, dst)

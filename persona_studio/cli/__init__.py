@@ -28,25 +28,31 @@ def _cmd_body_info(args: argparse.Namespace) -> int:
 
 
 def _cmd_body_build(args: argparse.Namespace) -> int:
+    from persona_studio.body import shipped
     from persona_studio.body.model import ensure_open_model
 
     path, meta = ensure_open_model(rebuild=args.rebuild)
-    print(f"open body model: {path} (built in {meta['build_seconds']} s)")
+    print(f"open body model: {path} ({meta.get('origin', 'built on this machine')}; built in {meta['build_seconds']} s)")
+    if args.pack:
+        packed = shipped.pack(path, meta, args.pack)
+        print(f"packed into {args.pack} ({args.pack.stat().st_size / 1e6:.1f} MB; {packed['packed']['shapedirs']})")
     return 0
 
 
 def _cmd_motion_info(args: argparse.Namespace) -> int:
     from persona_studio.body.motion import describe_motion
 
-    print(describe_motion(args.file))
+    print(describe_motion(args.file, rig=args.rig))
     return 0
 
 
 def _cmd_motion_convert(args: argparse.Namespace) -> int:
-    from persona_studio.body.motion import convert_motion
+    from persona_studio.body.motion import convert_motion, describe_motion
 
-    written = convert_motion(args.src, args.dst, fps=args.fps, overwrite=args.overwrite)
+    written = convert_motion(args.src, args.dst, fps=args.fps, overwrite=args.overwrite, rig=args.rig)
     print(f"wrote {written}")
+    if args.src.suffix.lower() == ".bvh":
+        print(describe_motion(written))
     return 0
 
 
@@ -182,19 +188,24 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("--gender", choices=("neutral", "male", "female"), default="neutral")
     info.set_defaults(run=_cmd_body_info)
     build = body_cmds.add_parser("build", help="build (or rebuild) the cached open body model")
-    build.add_argument("--rebuild", action="store_true", help="rebuild even if a current one is cached")
+    build.add_argument("--rebuild", action="store_true",
+                       help="build it from anny (minutes) even if a current one is cached or shipped")
+    build.add_argument("--pack", type=Path, metavar="NPZ",
+                       help="also write the packed copy the program ships (resources/body/open_smplx_v<N>.npz)")
     build.set_defaults(run=_cmd_body_build)
 
     motion = commands.add_parser("motion", help="SMPL-X motion files: inspect and convert")
     motion_cmds = motion.add_subparsers(dest="motion_command", metavar="ACTION", required=True)
     minfo = motion_cmds.add_parser("info", help="format, frames, fps, duration and up axis of a motion")
-    minfo.add_argument("file", type=Path, help="AMASS-style .npz or a folder of per-frame JSON")
+    minfo.add_argument("file", type=Path, help="AMASS-style .npz, Meshcapade .smpl, .bvh, or a folder of per-frame JSON")
+    minfo.add_argument("--rig", type=Path, help="for a .bvh: a joint mapping file (see presets/bvh/rigs.json)")
     minfo.set_defaults(run=_cmd_motion_info)
     conv = motion_cmds.add_parser("convert", help="convert a motion to our SMPL-X npz or a JSON folder")
     conv.add_argument("src", type=Path)
     conv.add_argument("dst", type=Path, help="a .npz file, or a folder for per-frame JSON")
     conv.add_argument("--fps", type=float, default=None, help="resample to this frame rate")
     conv.add_argument("--overwrite", action="store_true", help="replace DST if it exists")
+    conv.add_argument("--rig", type=Path, help="for a .bvh: a joint mapping file (see presets/bvh/rigs.json)")
     conv.set_defaults(run=_cmd_motion_convert)
 
     fit = commands.add_parser("fit", help="fit the body model to a photo and write the Subject into a workspace")
