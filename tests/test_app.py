@@ -303,6 +303,29 @@ def test_training_reports_progress_and_a_loss_plot(app, trained):
     assert app.training.finished_figures["photo_psnr"] > 5
 
 
+def test_a_bvh_opens_retargeted_and_saves_as_npz(app, trained):
+    from persona_studio.body.motion import read_motion
+    from persona_studio.workspace.folders import exports_folder
+
+    from tests.conftest import shared_path
+
+    app.animation.load_motion(shared_path("motions", "cmu_131_01_start_walk_stop.bvh"))
+    run_until(app, lambda: app.animation.motion is not None and app.animation.motion_name.startswith("cmu_131"), 60,
+              "the BVH retargeted")
+    assert "BVH (cmu rig)" in dpg.get_value("anim_info") and "LeftKnee->left_knee" in dpg.get_value("anim_info")
+    dpg.set_value("export_folder", "")
+    target = exports_folder(app.workspace) / "cmu_131_01_start_walk_stop.npz"
+    target.unlink(missing_ok=True)
+    invoke("anim_save")
+    run_until(app, target.is_file, 60, "the saved motion")
+    saved = read_motion(target)
+    assert saved.num_frames == app.animation.motion.num_frames == 994
+    np.testing.assert_allclose(saved.poses, app.animation.motion.poses, atol=1e-6)
+    invoke("anim_save")  # a second save replaces nothing
+    run_until(app, (target.parent / "cmu_131_01_start_walk_stop_2.npz").is_file, 60, "the second save")
+    app.animation.unload()
+
+
 def test_a_preset_plays_and_the_timeline_moves_the_avatar(app, trained, tmp_path):
     dpg.set_value("anim_presets", "wave")
     invoke("anim_load_preset")

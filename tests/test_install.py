@@ -131,7 +131,7 @@ def test_the_installed_program_goes_from_the_sample_photo_to_an_export_and_opens
     try:
         time.sleep(10)
         assert app.poll() is None, f"the app exited: {app.communicate(timeout=10)[0][-2000:]}"
-        view = viewport_pixels(SIDE_WIDTH, STATUS_HEIGHT + TIMELINE_HEIGHT)
+        view = viewport_pixels(app.pid, SIDE_WIDTH, STATUS_HEIGHT + TIMELINE_HEIGHT)
     finally:
         app.terminate()
         app.wait(timeout=30)
@@ -141,21 +141,23 @@ def test_the_installed_program_goes_from_the_sample_photo_to_an_export_and_opens
     assert len(np.unique(view[drawn].reshape(-1, 3), axis=0)) > 200  # an avatar's shades, not a frame line
 
 
-def viewport_pixels(side_width: int, bottom: int) -> np.ndarray:
-    """[H, W, 3] uint8 of the app window's viewport area (right of the side panel, above the timeline and
-    status bar), read from the X server as the screen shows it."""
+def viewport_pixels(pid: int, side_width: int, bottom: int) -> np.ndarray:
+    """[H, W, 3] uint8 of the viewport area (right of the side panel, above the timeline and status bar)
+    of process ``pid``'s PERSONA Studio window, read from the X server as the screen shows it."""
     from Xlib import X, display
 
     d = display.Display()
     try:
+        owner = d.intern_atom("_NET_WM_PID")
+
         def find(window):
-            name = window.get_wm_name()
-            if name and str(name).startswith("PERSONA Studio"):
+            name, owned = window.get_wm_name(), window.get_full_property(owner, X.AnyPropertyType)
+            if name and str(name).startswith("PERSONA Studio") and owned and int(owned.value[0]) == pid:
                 return window
             return next(filter(None, (find(child) for child in window.query_tree().children)), None)
 
         window = find(d.screen().root)
-        assert window is not None, "no PERSONA Studio window on the display"
+        assert window is not None, f"no PERSONA Studio window of process {pid} on the display"
         geometry = window.get_geometry()
         x0, y0, w, h = side_width + 24, 48, geometry.width - side_width - 48, geometry.height - bottom - 96
         raw = window.get_image(x0, y0, w, h, X.ZPixmap, 0xFFFFFFFF)

@@ -16,6 +16,7 @@ import dearpygui.dearpygui as dpg
 
 from persona_studio.app.jobs import worker_threads
 from persona_studio.app.playback import PlaybackClock, PoseCache, PoseCacheStore
+from persona_studio.workspace.folders import exports_folder
 
 WRAP = 410
 CAMERA_MODES = ("fixed", "follow", "orbit")
@@ -53,7 +54,9 @@ class AnimationPanel:
                            callback=lambda: self.load_motion(dpg.get_value("anim_presets")))
             dpg.add_button(label="Motion file...", callback=lambda: dpg.show_item("motion_dialog"))
             dpg.add_button(label="JSON folder...", callback=lambda: dpg.show_item("motion_folder_dialog"))
-        dpg.add_button(label="Back to the photo pose", tag="anim_unload", callback=lambda: self.unload())
+        with dpg.group(horizontal=True):
+            dpg.add_button(label="Back to the photo pose", tag="anim_unload", callback=lambda: self.unload())
+            dpg.add_button(label="Save as .npz", tag="anim_save", callback=lambda: self.save_motion())
         dpg.add_text("no motion loaded", tag="anim_info", wrap=WRAP)
         dpg.add_progress_bar(tag="anim_cache", width=-1, overlay="")
         dpg.add_text("", tag="anim_cache_text", wrap=WRAP, color=(170, 170, 180))
@@ -113,6 +116,35 @@ class AnimationPanel:
         self.app.status(f"motion {name} loaded: posing its frames in the background")
         self._start_cache()
         self._update_counter(0)
+
+    def save_motion(self) -> None:
+        """Write the current motion (a BVH or .smpl retargeted on reading, say) as our SMPL-X npz into the
+        export folder (the folder the Export tab names, else the workspace's exports), under a name that
+        replaces nothing; on a worker thread."""
+        from persona_studio.body.motion import write_motion
+
+        if self.motion is None:
+            self.app.show_error("Motion", "load a motion first")
+            return
+        custom = dpg.get_value("export_folder").strip()
+        if not custom and self.app.workspace is None:
+            self.app.show_error("Save motion", "no folder to save into: open a workspace, or name a folder in the "
+                                               "Export tab")
+            return
+        folder = Path(custom).expanduser() if custom else exports_folder(self.app.workspace)
+        target = folder / f"{self.motion_name}.npz"
+        count = 1
+        while target.exists():
+            count += 1
+            target = folder / f"{self.motion_name}_{count}.npz"
+        motion = self.motion
+
+        def work() -> Path:
+            folder.mkdir(parents=True, exist_ok=True)
+            return write_motion(motion, target)
+
+        self.app.run_in_thread("Save motion", work, lambda path: self.app.status(f"motion saved to {path}"),
+                               lambda message: self.app.show_error("Save motion", message))
 
     def unload(self) -> None:
         """Stop playing and show the still pose again (posed frames stay cached)."""
