@@ -7,9 +7,12 @@ threads, like a second job of ours (``--competitor python``: a one-thread pure-P
 program of another kind). Each row runs the workload alone, then beside the competitor, and prints both
 times and their ratio (a fair share of 2 cores with one competitor is 2x).
 
-Rows: ``as shipped`` (torch's own thread count, libgomp's default wait policy), and the candidate settings:
-``OMP_WAIT_POLICY=PASSIVE`` (idle OpenMP threads sleep at once), ``OMP_WAIT_POLICY=ACTIVE`` (they spin),
-``1 torch thread``, and bounded spinning (``GOMP_SPINCOUNT``: spin that many times, then sleep). Timings on 2 cores swing with the competitor's phase: use ``--repeats``.
+Rows: ``as shipped`` (the thread count follows the other processes' load: ``persona_studio.cpu_share``,
+called each step as the fit, surface-fit and training loops call it), ``before`` (torch's own thread
+count, fixed, libgomp's default wait policy), and fixed settings tried instead: ``OMP_WAIT_POLICY=PASSIVE``
+(idle OpenMP threads sleep at once), ``OMP_WAIT_POLICY=ACTIVE`` (they spin), ``1 torch thread``, and
+bounded spinning (``GOMP_SPINCOUNT``: spin that many times, then sleep). Timings on 2 cores swing with the
+competitor's phase: use ``--repeats``.
 
     python benchmarks/contention.py [--steps 8] [--repeats 2] [--rows TEXT ...]
 """
@@ -30,7 +33,8 @@ from persona_studio.body.model import load_body_model
 from persona_studio.render.body import BodyRenderer
 from persona_studio.render.camera import Camera
 import numpy as np
-steps = int(sys.argv[1])
+from persona_studio.cpu_share import CpuShare
+steps, adaptive = int(sys.argv[1]), sys.argv[2] == "adaptive"
 model = load_body_model("open")
 renderer = BodyRenderer(model, 2)
 with torch.no_grad():
@@ -40,7 +44,10 @@ n = renderer.interp.shape[0]
 displacement = torch.zeros(n, requires_grad=True)
 colors = torch.full((n, 3), 0.5, requires_grad=True)
 optimiser = torch.optim.Adam([displacement, colors], lr=1e-3)
+share = CpuShare()
 def step():
+    if adaptive:  # what the shipped loops (fit, surface fit, training) do each step
+        share.update()
     out = renderer.splat(posed, colors, camera, displacement)
     loss = (out.features[0, ..., :3] - 0.3).abs().mean() + out.alpha.mean()
     optimiser.zero_grad()
@@ -62,8 +69,10 @@ COMPETITORS = {
 
 
 def run_workload(env: dict[str, str], steps: int) -> float:
-    """Seconds per step of the workload in a fresh process with ``env``."""
-    out = subprocess.run([sys.executable, "-c", WORKLOAD, str(steps)], env=env, capture_output=True, text=True,
+    """Seconds per step of the workload in a fresh process with ``env`` (the ``PERSONA_BENCH_THREADS``
+    entry: ``adaptive`` as shipped, else a fixed thread count)."""
+    mode = env.get("PERSONA_BENCH_THREADS", "adaptive")
+    out = subprocess.run([sys.executable, "-c", WORKLOAD, str(steps), mode], env=env, capture_output=True, text=True,
                          check=True, timeout=3600)
     return float(out.stdout.strip().splitlines()[-1])
 
@@ -90,19 +99,21 @@ def main() -> None:
     parser.add_argument("--rows", nargs="+", metavar="TEXT", help="only the rows whose names contain one of these")
     args = parser.parse_args()
     base = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "OMP_NUM_THREADS", "GOMP_SPINCOUNT")}
-    rows = {"as shipped": base,
-            "OMP_WAIT_POLICY=PASSIVE": {**base, "OMP_WAIT_POLICY": "PASSIVE"},
-            "OMP_WAIT_POLICY=ACTIVE": {**base, "OMP_WAIT_POLICY": "ACTIVE"},
-            "1 torch thread (OMP_NUM_THREADS=1)": {**base, "OMP_NUM_THREADS": "1"},
-            **{f"GOMP_SPINCOUNT={count}": {**base, "GOMP_SPINCOUNT": str(count)} for count in SPIN_COUNTS}}
+    fixed = {**base, "PERSONA_BENCH_THREADS": "fixed"}
+    rows = {"as shipped (threads follow the load: CpuShare)": base,
+            "before: fixed threads, libgomp default": fixed,
+            "fixed, OMP_WAIT_POLICY=PASSIVE": {**fixed, "OMP_WAIT_POLICY": "PASSIVE"},
+            "fixed, OMP_WAIT_POLICY=ACTIVE": {**fixed, "OMP_WAIT_POLICY": "ACTIVE"},
+            "fixed, 1 torch thread (OMP_NUM_THREADS=1)": {**fixed, "OMP_NUM_THREADS": "1"},
+            **{f"fixed, GOMP_SPINCOUNT={count}": {**fixed, "GOMP_SPINCOUNT": str(count)} for count in SPIN_COUNTS}}
     if args.rows:
         rows = {name: env for name, env in rows.items() if any(part in name for part in args.rows)}
     print(f"{os.cpu_count()} cores; workload: re-poser surface fit step (level 2, 256 px), {args.steps} steps, "
           f"best of {args.repeats}; competitor: {args.competitor} ({COMPETITORS[args.competitor]!r})")
-    print(f"{'row':42s} {'quiet s/step':>12s} {'busy s/step':>12s} {'slowdown':>9s}")
+    print(f"{'row':48s} {'quiet s/step':>12s} {'busy s/step':>12s} {'slowdown':>9s}")
     for name, env in rows.items():
         quiet, busy = measure(env, args.steps, args.repeats, COMPETITORS[args.competitor])
-        print(f"{name:42s} {quiet:12.3f} {busy:12.3f} {busy / quiet:8.2f}x")
+        print(f"{name:48s} {quiet:12.3f} {busy:12.3f} {busy / quiet:8.2f}x")
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ import torch
 from persona_studio.body.model import BodyModel
 from persona_studio.body.skeleton import JOINT_INDEX as J
 from persona_studio.body import landmarks
+from persona_studio.cpu_share import CpuShare
 from persona_studio.render.camera import Camera
 from persona_studio.render.mesh import mesh_silhouette
 from persona_studio.render.rasterize import rasterize
@@ -171,21 +172,23 @@ def fit_smplx(image_size: tuple[int, int], body: np.ndarray, left_hand: np.ndarr
     stage_times = []
     total_iters = sum(settings.iterations)
     done = 0
-    for stage, (params, iters) in enumerate(zip(stage_params, settings.iterations)):
-        t0 = time.time()
-        opt = torch.optim.Adam(params, lr=lrs[stage])
-        for i in range(iters):
-            if cancelled is not None and cancelled():
-                raise InterruptedError("fit cancelled")
-            opt.zero_grad()
-            loss, _ = loss_fn(stage)
-            loss.backward()
-            cam_t.grad[2] *= 10.0  # depth moves the image slowly: speed it up
-            opt.step()
-            done += 1
-            if progress is not None and i % 10 == 0:
-                progress(done / total_iters, f"fitting: stage {stage + 1}/3")
-        stage_times.append(time.time() - t0)
+    with CpuShare() as share:
+        for stage, (params, iters) in enumerate(zip(stage_params, settings.iterations)):
+            t0 = time.time()
+            opt = torch.optim.Adam(params, lr=lrs[stage])
+            for i in range(iters):
+                share.update()
+                if cancelled is not None and cancelled():
+                    raise InterruptedError("fit cancelled")
+                opt.zero_grad()
+                loss, _ = loss_fn(stage)
+                loss.backward()
+                cam_t.grad[2] *= 10.0  # depth moves the image slowly: speed it up
+                opt.step()
+                done += 1
+                if progress is not None and i % 10 == 0:
+                    progress(done / total_iters, f"fitting: stage {stage + 1}/3")
+            stage_times.append(time.time() - t0)
 
     params = {k: v.detach()[0].numpy().copy() for k, v in p.items()}
     params.update(leye_pose=np.zeros(3, np.float32), reye_pose=np.zeros(3, np.float32),

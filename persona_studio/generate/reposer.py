@@ -25,6 +25,7 @@ import torch
 
 from persona_studio.body.model import smplx_tensors
 from persona_studio.body.subdivide import mesh_neighbours, uniform_laplacian
+from persona_studio.cpu_share import CpuShare
 from persona_studio.workspace.subject import Subject
 from persona_studio.workspace.training_set import PhotoSurface
 from persona_studio.render.body import BodyRenderer
@@ -69,20 +70,22 @@ def fit_surface_to_photo(renderer: BodyRenderer, subject: Subject, steps: int = 
     color_change = torch.zeros(n, 3, requires_grad=True)
     neighbours, counts = mesh_neighbours(renderer.faces, n)
     optimiser = torch.optim.Adam([{"params": [displacement], "lr": 1e-3}, {"params": [color_change], "lr": 1e-2}])
-    for step in range(steps):
-        if cancelled is not None and cancelled():
-            raise InterruptedError("generation cancelled")
-        colors = (base + color_change * refined).clamp(0, 1)
-        out = renderer.splat(posed, colors, camera, displacement)
-        alpha = out.alpha[0, ..., 0]
-        image = out.features[0, ..., :3] + (1 - alpha[..., None])
-        loss = ((image - target).abs().mean() + (alpha - mask).abs().mean()
-                + 1e4 * uniform_laplacian(displacement[:, None], neighbours, counts))
-        optimiser.zero_grad(set_to_none=True)
-        loss.backward()
-        optimiser.step()
-        if progress is not None:
-            progress((step + 1) / steps, f"re-poser: fitting the surface to the photo {step + 1}/{steps}")
+    with CpuShare() as share:
+        for step in range(steps):
+            share.update()
+            if cancelled is not None and cancelled():
+                raise InterruptedError("generation cancelled")
+            colors = (base + color_change * refined).clamp(0, 1)
+            out = renderer.splat(posed, colors, camera, displacement)
+            alpha = out.alpha[0, ..., 0]
+            image = out.features[0, ..., :3] + (1 - alpha[..., None])
+            loss = ((image - target).abs().mean() + (alpha - mask).abs().mean()
+                    + 1e4 * uniform_laplacian(displacement[:, None], neighbours, counts))
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            optimiser.step()
+            if progress is not None:
+                progress((step + 1) / steps, f"re-poser: fitting the surface to the photo {step + 1}/{steps}")
     refined_colors = (base + color_change * refined).clamp(0, 1).detach().numpy()
     colors = infer_colors(renderer, visibility, refined_colors, subject.smplx["betas"], trusted)
     shift = extend_displacement(renderer, displacement.detach().numpy(), visibility)

@@ -24,6 +24,7 @@ import torch
 
 from persona_studio.avatar.avatar import Avatar, AvatarConfig
 from persona_studio.avatar.bundle import load_checkpoint, read_checkpoint_meta, save_avatar, save_checkpoint
+from persona_studio.cpu_share import CpuShare
 from persona_studio.body.model import BodyModel
 from persona_studio.body.subdivide import mesh_neighbours
 from persona_studio.render.body import BodyRenderer, vertex_normals
@@ -359,25 +360,27 @@ class Trainer:
             self.prepare()
         s = self.settings
         t0, step0 = time.time(), self.step
-        while self.step < s.iterations and not self._stop.is_set():
-            if not self._run.is_set():
-                self._snapshots.publish(self.avatar, self.step)
-                self.on_event({"type": "paused", "step": self.step})
-                self._run.wait()
-                if self._stop.is_set():
-                    break
-                self.on_event({"type": "resumed", "step": self.step})
-            terms = self.train_step()
-            rate = (self.step - step0) / max(time.time() - t0, 1e-6)
-            event = {"type": "progress", "step": self.step, "iterations": s.iterations, "losses": terms,
-                     "eta_seconds": (s.iterations - self.step) / max(rate, 1e-6)}
-            self.history.append({"step": self.step, **terms})
-            self.on_event(event)
-            if s.preview_every and self.step % s.preview_every == 0:
-                self.on_event({"type": "preview", "step": self.step, "image": self.preview()})
-            if s.checkpoint_every and self.step % s.checkpoint_every == 0:
-                self.save_checkpoint()
-                self.on_event({"type": "checkpoint", "step": self.step, "path": str(self.checkpoint_path)})
+        with CpuShare() as share:
+            while self.step < s.iterations and not self._stop.is_set():
+                share.update()
+                if not self._run.is_set():
+                    self._snapshots.publish(self.avatar, self.step)
+                    self.on_event({"type": "paused", "step": self.step})
+                    self._run.wait()
+                    if self._stop.is_set():
+                        break
+                    self.on_event({"type": "resumed", "step": self.step})
+                terms = self.train_step()
+                rate = (self.step - step0) / max(time.time() - t0, 1e-6)
+                event = {"type": "progress", "step": self.step, "iterations": s.iterations, "losses": terms,
+                         "eta_seconds": (s.iterations - self.step) / max(rate, 1e-6)}
+                self.history.append({"step": self.step, **terms})
+                self.on_event(event)
+                if s.preview_every and self.step % s.preview_every == 0:
+                    self.on_event({"type": "preview", "step": self.step, "image": self.preview()})
+                if s.checkpoint_every and self.step % s.checkpoint_every == 0:
+                    self.save_checkpoint()
+                    self.on_event({"type": "checkpoint", "step": self.step, "path": str(self.checkpoint_path)})
         self._snapshots.publish(self.avatar, self.step)
         self.save_checkpoint()
         figures = self.evaluate()
