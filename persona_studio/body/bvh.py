@@ -24,6 +24,7 @@ or the CMU database's own unit).
 from __future__ import annotations
 
 import json
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +34,7 @@ import torch
 from scipy.spatial.transform import Rotation
 
 from persona_studio.body import skeleton
+from persona_studio.body.motion_core import UP_AXES, Motion, MotionError, _check_size
 from persona_studio.body.smplx_rest import SMPLX_REST_JOINTS
 from persona_studio.paths import project_folder
 
@@ -423,3 +425,28 @@ def _unit_name(leg_length: float) -> tuple[str, float]:
     per_unit = 1.6 / leg_length
     name = min(UNITS, key=lambda u: abs(np.log(UNITS[u] / per_unit)))
     return (name if abs(np.log(UNITS[name] / per_unit)) < np.log(1.35) else "unknown"), per_unit
+
+
+def read_bvh_motion(path: Path, rig: str | os.PathLike | None, max_bytes: int) -> Motion:
+    """A BVH file retargeted onto the SMPL-X skeleton; the notes say which rig matched, what was mapped,
+    the unit and the up axis found."""
+    _check_size(path, path.stat().st_size, max_bytes)
+    try:
+        text = path.read_text("utf-8", errors="replace")
+        parsed = parse_bvh(text, str(path))
+        rig_name, mapped = match_rig(parsed.names, load_rigs(Path(rig) if rig else None))
+        poses, trans, figures = retarget(parsed, mapped)
+    except BvhError as err:
+        message = str(err)
+        raise MotionError(message if message.startswith(str(path)) else f"{path}: {message}") from None
+    at_rest = [n for j, n in enumerate(skeleton.JOINT_NAMES[:22]) if j not in mapped]
+    notes = [f"BVH retargeted onto SMPL-X with the {rig_name!r} rig: {len(mapped)} joints mapped "
+             f"({', '.join(parsed.names[b] + '->' + skeleton.JOINT_NAMES[s] for s, b in sorted(mapped.items()))})",
+             "not in the rig: " + (", ".join(at_rest) + " (turning with the joint above); " if at_rest else "")
+             + ("fingers, " if not any(j in mapped for j in range(25, 55)) else "") + "jaw and eyes stay at rest",
+             f"unit: {figures['unit']} (about {figures['metres_per_unit']:.4f} m per unit, from the leg length); "
+             f"root path scaled by {figures['scale']:.4f} to SMPL-X's legs; feet put on the floor",
+             f"up axis {figures['up_axis'].upper()} (from the rest pose)"]
+    up = figures["up_axis"] if figures["up_axis"] in UP_AXES else "y"
+    return Motion(poses=poses, trans=trans, fps=1.0 / parsed.frame_time, source_format=f"BVH ({rig_name} rig)",
+                  source_up_axis=up, notes=tuple(notes))
