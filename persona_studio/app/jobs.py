@@ -18,6 +18,14 @@ def worker_threads() -> int:
     return max(1, (os.cpu_count() or 2) - 1)
 
 
+def limit_torch_threads(threads: int | None) -> None:
+    """At most ``threads`` torch threads for the calling thread (others keep theirs); None leaves them."""
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
+
+
 def as_background(threads: int | None) -> None:
     """Set up the calling worker thread so the GUI thread keeps the CPU it needs: at most ``threads``
     torch threads (per thread: others keep theirs) and, on Linux, the SCHED_IDLE policy (no
@@ -28,10 +36,7 @@ def as_background(threads: int | None) -> None:
     the normal policy always preempts a SCHED_IDLE one at wake-up, so the GUI never waits on a
     worker; the worker still gets every cycle the GUI leaves (the GUI loop sleeps out its frame
     period). Where the policy is refused, a nice value is the fallback."""
-    if threads is not None:
-        import torch
-
-        torch.set_num_threads(threads)
+    limit_torch_threads(threads)
     if sys.platform.startswith("linux"):
         thread_id = threading.get_native_id()
         try:
