@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parent
 PACKAGED = {  # folder -> the files of it the program reads at run time
     "shaders": ["*.vert", "*.frag", "*.glsl"],
     "presets": ["motions/*.npz", "training/*.json", "bvh/*.json"],
-    "resources": ["sample_person.png", "body/*.npz"],
+    "resources": ["sample_person.png", "body/*.npz", "web_player/*.html", "web_player/*.js"],
 }
 
 

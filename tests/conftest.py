@@ -55,3 +55,26 @@ def open_body_model():
     from persona_studio.body.model import load_body_model
 
     return load_body_model("open", num_betas=10)
+
+
+@pytest.fixture(scope="session")
+def deforming_avatar(open_body_model):
+    """A level-0 avatar of the open body model with random colours, offsets and sizes and a pose MLP
+    whose deformation is far from zero (as exports must carry it)."""
+    import numpy as np
+    import torch
+
+    from persona_studio.avatar.avatar import Avatar, AvatarConfig
+
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    colors = lambda interp, v: rng.uniform(0, 1, (v.shape[0], 3)).astype(np.float32)  # noqa: E731
+    av = Avatar.from_body_model(open_body_model, rng.normal(0, 1, 10).astype(np.float32), colors,
+                                AvatarConfig(level=0), {"body_model": {"kind": "open"}, "photo": "test"})
+    with torch.no_grad():
+        av.offsets.normal_(std=0.003)
+        av.log_scales.copy_(torch.empty(av.num_gaussians).uniform_(np.log(0.002), np.log(0.02)))
+        torch.nn.init.normal_(av.mlp.out.weight, std=0.2)  # a non-trivial pose deformation
+        torch.nn.init.normal_(av.triplane.planes, std=0.5)
+    av.invalidate_cache()
+    return av

@@ -430,6 +430,22 @@ def test_exports_of_the_trained_avatar(app, trained, tmp_path):
     app.frame()
     assert (tmp_path / f"{app.animation.motion_name}.mp4").stat().st_size > 1000
 
+    from persona_studio.export.gltf import read_glb
+
+    dpg.set_value("export_gltf_presets", False)  # the loaded motion only
+    invoke("export_gltf")
+    run_until(app, lambda: not app.export.job.running, 180, "the glTF export")
+    app.frame()
+    result = dpg.get_value("export_result")
+    assert result.startswith("wrote ") and "1 animation," in result and "p99" in result, result
+    document, _ = read_glb((tmp_path / "avatar_rigged.glb").read_bytes())
+    assert [a["name"] for a in document["animations"]] == [app.animation.motion_name]
+    invoke("export_web")
+    run_until(app, lambda: not app.export.job.running, 180, "the web player export")
+    app.frame()
+    assert dpg.get_value("export_result").startswith("wrote "), dpg.get_value("export_result")
+    assert {p.name for p in (tmp_path / "web_player").iterdir()} == {"index.html", "player.js", "avatar.glb"}
+
 
 def test_training_pauses_resumes_stops_and_takes_live_weights(app, trained):
     dpg.set_value("train_iterations", 10_000)

@@ -16,12 +16,12 @@ import trimesh
 from PIL import Image
 from plyfile import PlyData
 
-from persona_studio.avatar.avatar import Avatar, AvatarConfig
 from persona_studio.avatar.bundle import load_avatar, save_avatar
 from persona_studio.body.motion import Motion, preset_motion_paths, read_motion, write_motion
 from persona_studio.workspace.subject import Subject
 from persona_studio.export import ExportError
 from persona_studio.cli.export import add_export_parser
+from persona_studio.export.gltf import read_glb
 from persona_studio.export.mesh import export_mesh
 from persona_studio.export.ply import export_ply, export_ply_sequence
 from persona_studio.export.workspace_bundle import (WorkspaceBundleError, export_workspace_bundle,
@@ -35,19 +35,8 @@ C0 = 0.28209479177387814
 
 
 @pytest.fixture(scope="module")
-def avatar(open_body_model):
-    torch.manual_seed(0)
-    rng = np.random.default_rng(0)
-    colors = lambda interp, v: rng.uniform(0, 1, (v.shape[0], 3)).astype(np.float32)  # noqa: E731
-    av = Avatar.from_body_model(open_body_model, rng.normal(0, 1, 10).astype(np.float32), colors,
-                                AvatarConfig(level=0), {"body_model": {"kind": "open"}, "photo": "test"})
-    with torch.no_grad():
-        av.offsets.normal_(std=0.003)
-        av.log_scales.copy_(torch.empty(av.num_gaussians).uniform_(np.log(0.002), np.log(0.02)))
-        torch.nn.init.normal_(av.mlp.out.weight, std=0.2)  # a non-trivial pose deformation
-        torch.nn.init.normal_(av.triplane.planes, std=0.5)
-    av.invalidate_cache()
-    return av
+def avatar(deforming_avatar):
+    return deforming_avatar
 
 
 @pytest.fixture(scope="module")
@@ -324,6 +313,15 @@ def test_export_commands(avatar, tmp_path, capsys):
     assert len(frames) == 3 and frames[0].shape == (48, 30 + 32, 3)  # the 40x64 photo at height 48, then the render
     photo = np.asarray(Image.fromarray(Subject.load(ws).image).resize((30, 48)), dtype=float)
     assert np.abs(frames[1][:, :30] - photo).mean() < 15 < np.abs(frames[1][:, :30] - photo[::-1]).mean()
+    capsys.readouterr()
+    run_cli("gltf", "-w", str(ws), "--motion", str(short), "wave")
+    said = capsys.readouterr().out
+    assert "2 animations" in said and "morph targets" in said and "p99" in said, said
+    document, _ = read_glb((ws / "exports" / "avatar_rigged.glb").read_bytes())
+    assert [a["name"] for a in document["animations"]] == ["short", "wave"]
+    run_cli("web", "-w", str(ws), "--motion", str(short))
+    assert "http.server" in capsys.readouterr().out
+    assert {p.name for p in (ws / "exports" / "web_player").iterdir()} == {"index.html", "player.js", "avatar.glb"}
     run_cli("bundle", "-w", str(ws))
     run_cli("import-bundle", str(ws / "exports" / "ws.zip"), "-w", str(tmp_path / "copy"))
     assert (tmp_path / "copy" / "avatar" / "bundle" / "avatar.safetensors").is_file()

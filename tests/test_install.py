@@ -55,6 +55,7 @@ def test_the_wheel_holds_the_shaders_presets_and_sample_photo(wheel):
             assert f"persona_studio/data/{folder}/{source.name}" in names, source
     assert "persona_studio/data/resources/sample_person.png" in names
     assert "persona_studio/data/resources/body/open_smplx_v3.npz" in names  # the open body model, ready at first start
+    assert {"persona_studio/data/resources/web_player/index.html", "persona_studio/data/resources/web_player/player.js"} <= names
     assert not any(name.endswith("make_presets.py") or "benchmarks/" in name for name in names)
 
 

@@ -1,5 +1,6 @@
 """Export panel: the trained avatar as MP4 video (of the loaded motion), 3DGS PLY (canonical or the
-shown frame; or one per motion frame), a posed mesh (GLB/OBJ) and a workspace bundle (zip). Files go
+shown frame; or one per motion frame), a rigged glTF (GLB: splats, skin, pose correctives, an animation
+per motion) alone or with a web page that plays it, a posed mesh (GLB/OBJ) and a workspace bundle (zip). Files go
 to the workspace's ``exports/`` folder unless another folder is given; every export runs on a worker
 thread with progress and cancel where the exporter supports it."""
 
@@ -51,6 +52,12 @@ class ExportPanel:
             dpg.add_combo((".glb", ".obj"), tag="export_mesh_format", default_value=".glb", width=60)
         dpg.add_button(label="Workspace bundle (.zip)", tag="export_bundle", callback=self.export_bundle)
         dpg.add_separator()
+        dpg.add_text("Rigged avatar for other tools (glTF: Blender, engines, web viewers)", color=(200, 200, 255))
+        with dpg.group(horizontal=True):
+            dpg.add_button(label="glTF (.glb)", tag="export_gltf", callback=self.export_gltf)
+            dpg.add_button(label="Web player", tag="export_web", callback=self.export_web)
+            dpg.add_checkbox(label="with every preset motion", tag="export_gltf_presets", default_value=True)
+        dpg.add_separator()
         with dpg.group(horizontal=True):
             dpg.add_progress_bar(tag="export_progress", width=300, overlay="")
             dpg.add_button(label="Cancel", tag="export_cancel", enabled=False, callback=lambda: self.cancel())
@@ -88,8 +95,9 @@ class ExportPanel:
             return f"avatar{suffix}"
         return f"{self.app.animation.motion_name}_frame{frame + 1:04d}{suffix}"
 
-    def _start(self, what: str, work) -> None:
-        """Run ``work(avatar, progress, cancelled) -> path`` with the workspace's trained avatar."""
+    def _start(self, what: str, work, describe=None) -> None:
+        """Run ``work(avatar, progress, cancelled) -> path`` with the workspace's trained avatar;
+        ``describe()``, when given, adds a line to the result once done."""
         from persona_studio.app import workspace as ws
 
         app = self.app
@@ -119,7 +127,7 @@ class ExportPanel:
             dpg.set_value("export_progress", 1.0)
             dpg.configure_item("export_progress", overlay=f"{what}: done")
             size = sum(p.stat().st_size for p in Path(path).rglob("*")) if Path(path).is_dir() else Path(path).stat().st_size
-            dpg.set_value("export_result", f"wrote {path} ({size / 1e6:.1f} MB)")
+            dpg.set_value("export_result", f"wrote {path} ({size / 1e6:.1f} MB)" + (f"\n{describe()}" if describe else ""))
             app.status(f"exported {path}")
 
         def error(message: str, cancelled: bool) -> None:
@@ -197,6 +205,53 @@ class ExportPanel:
         overwrite = bool(dpg.get_value("export_overwrite"))
         self._start("mesh", lambda avatar, progress, cancelled: export_mesh(avatar, target, motion, frame,
                                                                            overwrite=overwrite))
+
+    def export_gltf(self) -> None:
+        """One GLB with the avatar rigged and an animation per motion."""
+        from persona_studio.export.gltf import export_gltf
+
+        self._rigged("glTF", self._folder() / "avatar_rigged.glb", export_gltf)
+
+    def export_web(self) -> None:
+        """A folder with a web page that plays the rigged avatar (the GLB beside it)."""
+        from persona_studio.export.web import export_web
+
+        self._rigged("web player", self._folder() / "web_player", export_web)
+
+    def _rigged(self, what: str, target: Path, exporter) -> None:
+        """Run ``exporter(avatar, target, motions, ...) -> (path, GltfFigures)`` with the loaded motion and,
+        when ticked, the presets; the result line gives the figures."""
+        from persona_studio.body.motion import preset_motion_paths, read_motion
+
+        animation = self.app.animation
+        loaded = {} if animation.motion is None else {animation.motion_name: animation.motion}
+        presets = dict(preset_motion_paths()) if dpg.get_value("export_gltf_presets") else {}
+        if not loaded and not presets:
+            self.app.show_error("Export", "load a motion (Animate tab) or tick 'with every preset motion': "
+                                f"the {what} needs at least one animation")
+            return
+        overwrite = bool(dpg.get_value("export_overwrite"))
+        figures = []
+
+        def work(avatar, progress, cancelled):
+            """Read the presets, export (the folder made first), keep the figures."""
+            motions = dict(loaded)
+            for name, path in presets.items():
+                motions.setdefault(name, read_motion(path))
+            target.parent.mkdir(parents=True, exist_ok=True)
+            written, result = exporter(avatar, target, motions, overwrite=overwrite, progress=progress,
+                                       cancelled=cancelled)
+            figures.append(result)
+            return written
+
+        def describe() -> str:
+            f = figures[-1]
+            count = len(f.frames)
+            return (f"{count} animation{'s' if count != 1 else ''}, {f.pose_targets} pose morph targets "
+                    f"({f.variance_kept:.1%} of the deformation); against the avatar: mean "
+                    f"{f.total_error.mean_mm:.2f} mm, p99 {f.total_error.p99_mm:.2f} mm")
+
+        self._start(what, work, describe)
 
     def export_bundle(self) -> None:
         """Zip of the workspace's avatar bundle and Subject."""

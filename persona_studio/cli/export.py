@@ -89,6 +89,51 @@ def _cmd_mesh(args: argparse.Namespace) -> int:
     return 0
 
 
+def _animations(args: argparse.Namespace) -> dict:
+    """--motion's motions (every preset without it), by unique name."""
+    from persona_studio.body.motion import preset_motion_paths
+
+    motions = {}
+    for name_or_path in args.motion or list(preset_motion_paths()):
+        motion, name = _motion(name_or_path)
+        motions[name if name not in motions else f"{name}_{len(motions)}"] = motion
+    return motions
+
+
+def _print_gltf_figures(written: Path, figures) -> None:
+    count = len(figures.frames)
+    print(f"wrote {written} ({figures.gaussians} Gaussians, {count} animation{'s' if count != 1 else ''}, "
+          f"{_size(written)}, {figures.seconds:.1f} s)")
+    print(f"  morph targets: {figures.pose_targets} pose components keep {figures.variance_kept:.1%} of the "
+          f"pose-driven offsets" + (f", {figures.expression_targets} expressions" if figures.expression_targets
+                                     else ""))
+    print(f"  top-4 skinning: mean {figures.top4_error.mean_mm:.2f} mm, p99 {figures.top4_error.p99_mm:.2f} mm; "
+          f"the file against the avatar at {figures.checked_frames} of its {sum(figures.frames.values())} frames: mean "
+          f"{figures.total_error.mean_mm:.2f} mm, p99 {figures.total_error.p99_mm:.2f} mm")
+
+
+def _cmd_gltf(args: argparse.Namespace) -> int:
+    from persona_studio.export.gltf import export_gltf
+
+    avatar, motions = _avatar(args.workspace), _animations(args)
+    target = args.output or exports_folder(args.workspace) / "avatar_rigged.glb"
+    written, figures = export_gltf(avatar, target, motions, overwrite=args.overwrite,
+                                   progress=progress_printer("gltf"))
+    _print_gltf_figures(written, figures)
+    return 0
+
+
+def _cmd_web(args: argparse.Namespace) -> int:
+    from persona_studio.export.web import export_web
+
+    avatar, motions = _avatar(args.workspace), _animations(args)
+    target = args.output or exports_folder(args.workspace) / "web_player"
+    written, figures = export_web(avatar, target, motions, overwrite=args.overwrite, progress=progress_printer("web"))
+    _print_gltf_figures(written, figures)
+    print(f"to play it: python -m http.server 8000 --directory {written}, then open http://localhost:8000/")
+    return 0
+
+
 def _cmd_video(args: argparse.Namespace) -> int:
     from persona_studio.workspace.subject import Subject
     from persona_studio.export.video import export_video
@@ -134,7 +179,7 @@ def _pose_options(parser: argparse.ArgumentParser) -> None:
 
 def add_export_parser(subparsers) -> argparse.ArgumentParser:
     """Add ``export`` and its actions to the CLI's sub-command parsers."""
-    text = "export the avatar (3DGS PLY, mesh, video) or its workspace (bundle)"
+    text = "export the avatar (3DGS PLY, rigged glTF, web player, mesh, video) or its workspace (bundle)"
     export = subparsers.add_parser("export", help=text, description=f"{text}. Outputs go to WORKSPACE/exports/ "
                                    "unless -o says otherwise; existing outputs are kept unless --overwrite.")
     actions = export.add_subparsers(dest="export_command", metavar="ACTION", required=True)
@@ -155,6 +200,19 @@ def add_export_parser(subparsers) -> argparse.ArgumentParser:
                   "avatar_MOTION_frameNNNN.glb)")
     _pose_options(mesh)
     mesh.set_defaults(run=_cmd_mesh)
+
+    gltf = actions.add_parser("gltf", help="the rigged, animated avatar as one GLB (KHR_gaussian_splatting splats, "
+                              "an SMPL-X skin, pose correctives as morph targets, an animation per motion)")
+    _common(gltf, "the .glb file (default: WORKSPACE/exports/avatar_rigged.glb)")
+    gltf.add_argument("--motion", nargs="+", metavar="MOTION",
+                      help="motion files or preset names, one animation each (default: every preset)")
+    gltf.set_defaults(run=_cmd_gltf)
+
+    web = actions.add_parser("web", help="a folder with a web page that plays the rigged avatar (WebGL2, offline)")
+    _common(web, "the folder (default: WORKSPACE/exports/web_player)")
+    web.add_argument("--motion", nargs="+", metavar="MOTION",
+                     help="motion files or preset names, one animation each (default: every preset)")
+    web.set_defaults(run=_cmd_web)
 
     video = actions.add_parser("video", help="render a motion with the avatar into an MP4")
     _common(video, "the .mp4 file (default: WORKSPACE/exports/MOTION_CAMERA.mp4)")
