@@ -49,20 +49,12 @@ n = renderer.interp.shape[0]
 displacement = torch.zeros(n, requires_grad=True)
 colors = torch.full((n, 3), 0.5, requires_grad=True)
 optimiser = torch.optim.Adam([displacement, colors], lr=1e-3)
-share = CpuShare()
-def step():
-    if adaptive:  # what the shipped loops (fit, surface fit, training) do each step
-        share.update()
+def work_step():
     out = renderer.splat(posed, colors, camera, displacement)
     loss = (out.features[0, ..., :3] - 0.3).abs().mean() + out.alpha.mean()
     optimiser.zero_grad()
     loss.backward()
     optimiser.step()
-step()  # warm-up
-t = time.perf_counter()
-for _ in range(steps):
-    step()
-print(f"{(time.perf_counter() - t) / steps:.4f}")
 """
 
 TRAIN = r"""
@@ -76,11 +68,17 @@ steps, adaptive, workspace = int(sys.argv[1]), sys.argv[2] == "adaptive", Path(s
 settings = TrainSettings.from_preset("preview", iterations=10_000, checkpoint_every=0, preview_every=0)
 trainer = Trainer(workspace, settings)
 trainer.prepare()
+work_step = trainer.train_step
+"""
+
+# After either workload: its step timed, with the thread count following the load as the shipped loops
+# (fit, surface fit, training) do each step, or fixed.
+TIMED_LOOP = r"""
 share = CpuShare()
 def step():
-    if adaptive:  # what Trainer.run does each step
+    if adaptive:
         share.update()
-    trainer.train_step()
+    work_step()
 step()  # warm-up
 t = time.perf_counter()
 for _ in range(steps):
@@ -103,7 +101,7 @@ def run_workload(code: str, args: list[str], env: dict[str, str], steps: int) ->
     """Seconds per step of the workload ``code`` in a fresh process with ``env`` (the
     ``PERSONA_BENCH_THREADS`` entry: ``adaptive`` as shipped, else a fixed thread count)."""
     mode = env.get("PERSONA_BENCH_THREADS", "adaptive")
-    out = subprocess.run([sys.executable, "-c", code, str(steps), mode, *args], env=env, capture_output=True,
+    out = subprocess.run([sys.executable, "-c", code + TIMED_LOOP, str(steps), mode, *args], env=env, capture_output=True,
                          text=True, timeout=3600)
     if out.returncode != 0:
         sys.exit(f"the workload failed:\n{out.stderr[-3000:]}")

@@ -140,6 +140,27 @@ def validate(data: bytes, modules: Path, tmp_path: Path) -> dict:
     return json.loads(run.stdout)["issues"]
 
 
+def test_facial_expressions_become_morph_targets_when_a_motion_has_them(deforming_avatar, tmp_path):
+    wave = read_motion(preset_motion_paths()["wave"])
+    rng = np.random.default_rng(4)
+    talking = Motion(poses=wave.poses[30:36], trans=wave.trans[30:36], fps=wave.fps,
+                     expression=rng.normal(0, 1.5, (6, 10)).astype(np.float32))
+    written, figures = export_gltf(deforming_avatar, tmp_path / "talking.glb", {"talking": talking})
+    document, binary = read_glb(written.read_bytes())
+    names = document["meshes"][0]["extras"]["targetNames"]
+    assert figures.expression_targets == 10 and names[-10:] == [f"expression{k:02d}" for k in range(10)]
+    silent = Motion(poses=talking.poses, trans=talking.trans, fps=talking.fps)
+    for key in (1, 4):
+        reference = posed_means(deforming_avatar, talking, key)  # Avatar.pose applies the expression
+        points = gltf_points(document, binary, 0, key)
+        distance = np.linalg.norm(points - reference, axis=1) * 1000
+        assert distance.max() < 15.0 and distance.mean() < 3.0, key
+        moved = np.linalg.norm(reference - posed_means(deforming_avatar, silent, key), axis=1) * 1000
+        face = moved > 2.0  # the Gaussians the expression moves by more than 2 mm
+        assert face.sum() > 50, key
+        assert distance[face].mean() < 0.2 * moved[face].mean(), key  # the file carries that motion
+
+
 def test_the_khronos_validator_finds_no_errors(exported, gltf_validator, tmp_path):
     """0 errors, but for one gap of the validator: it does not know extension-prefixed attribute names yet
     (KhronosGroup/glTF-Validator#252, open; the spec change is glTF#2514) and calls each of the
