@@ -105,7 +105,7 @@ def test_the_glb_holds_splats_a_skin_morph_targets_and_an_animation_per_motion(d
         assert len(paths) == 55 + 2  # every joint's rotation, the pelvis's translation, the morph weights
         morph = next(animation["samplers"][c["sampler"]]["output"] for c in animation["channels"]
                      if c["target"]["path"] == "weights")
-        assert np.abs(accessor_array(document, binary, morph)).max() <= 1.0 + 1e-6  # Blender's slider range
+        assert np.abs(accessor_array(document, binary, morph)).max() <= 1.0 + 1e-6  # scaled into [-1, 1]
 
 
 def test_the_file_alone_reproduces_the_posed_avatar(deforming_avatar, motions, exported):

@@ -17,7 +17,7 @@ What the file holds (Y up, metres, the body facing +Z, as everywhere in the prog
 - Morph targets: the pose MLP's offsets (canonical space, before skinning, which is where glTF applies
   morph targets too) over the motions' poses, reduced by PCA to the K components that keep
   ``VARIANCE_KEPT`` of their variance; each component is scaled so that its weights stay within
-  [-1, 1] (Blender's shape-key sliders). Facial expressions, when a motion has them, follow as the body
+  [-1, 1] (weights of order one, where morph-target sliders expect them). Facial expressions, when a motion has them, follow as the body
   model's expression directions.
 - Per motion an animation: every joint's rotation, the pelvis's translation, and the mesh's morph
   weights, one key per motion frame (LINEAR).
