@@ -10,7 +10,9 @@ in the rest pose). Readers accept
 - our own ``.npz`` (the AMASS SMPL-X layout plus ``up_axis`` = "y" and ``format_version``);
 - folders of per-frame JSON files with the PERSONA / ExAvatar / LHM keys (``root_pose``,
   ``body_pose``, ``jaw_pose``, ``leye_pose``, ``reye_pose``, ``lhand_pose``, ``rhand_pose``,
-  ``expr``, ``trans``, optional ``betas``), plus an optional ``motion_meta.json`` (fps, up axis).
+  ``expr``, ``trans``, optional ``betas``), plus an optional ``motion_meta.json`` (fps, up axis);
+- Meshcapade ``.smpl`` files (:mod:`persona_studio.body.smpl_file`) and BVH files retargeted onto SMPL-X
+  (:mod:`persona_studio.body.bvh`).
 
 Files are untrusted input: a pickled array is refused, never unpickled, each array's header is checked
 against the data it holds before anything is allocated, sizes are checked before reading, and every problem raises :class:`MotionError`

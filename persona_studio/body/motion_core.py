@@ -1,22 +1,10 @@
-"""The motion core: :class:`Motion`, its checks, up-axis changes, resampling and checked npz access, shared by
-every motion reader (:mod:`persona_studio.body.motion` re-exports it). SMPL-X motions: read, validate,
-convert, resample and write motion files.
+"""The motion core: :class:`Motion` (SMPL-X poses in our world frame: metres, Y up, the body facing +Z in
+the rest pose), its checks, up-axis changes, resampling and checked npz access, shared by every motion
+reader. :mod:`persona_studio.body.motion` re-exports it and lists the formats read.
 
-A :class:`Motion` is a sequence of SMPL-X poses in our world frame (metres, Y up, the body faces +Z
-in the rest pose). Readers accept
-
-- AMASS-style ``.npz`` files: SMPL-X (``poses`` N x 165 or (N, 55, 3), or the split keys
-  ``root_orient`` / ``pose_body`` / ``pose_hand`` / ``pose_jaw`` / ``pose_eye``), SMPL-H (N x 156:
-  hands kept, face neutral) and SMPL (N x 72: hands flat, face neutral), with ``trans``, ``betas``
-  and ``mocap_frame_rate`` (or ``mocap_framerate``);
-- our own ``.npz`` (the AMASS SMPL-X layout plus ``up_axis`` = "y" and ``format_version``);
-- folders of per-frame JSON files with the PERSONA / ExAvatar / LHM keys (``root_pose``,
-  ``body_pose``, ``jaw_pose``, ``leye_pose``, ``reye_pose``, ``lhand_pose``, ``rhand_pose``,
-  ``expr``, ``trans``, optional ``betas``), plus an optional ``motion_meta.json`` (fps, up axis).
-
-Files are untrusted input: a pickled array is refused, never unpickled, each array's header is checked
-against the data it holds before anything is allocated, sizes are checked before reading, and every problem raises :class:`MotionError`
-with a message that says what is wrong and what to do.
+Files are untrusted input: ``_NpzReader`` refuses pickled arrays, checks each array's header against the
+data it holds before anything is allocated and sizes before reading; every problem raises
+:class:`MotionError` with what is wrong and what to do.
 """
 
 from __future__ import annotations

@@ -33,7 +33,7 @@ import json
 import os
 import struct
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -202,12 +202,6 @@ def project(offsets: np.ndarray, pca: PoseComponents) -> np.ndarray:
     return np.linalg.solve(gram, rhs.T).T.astype(np.float32)
 
 
-def motion_weights(avatar: Avatar, poses: np.ndarray, pca: PoseComponents, batch: int = 16) -> np.ndarray:
-    """[F, 55, 3] a motion's poses -> [F, K] morph weights, a batch of frames' offsets at a time."""
-    return np.concatenate([project(pose_offsets_of(avatar, poses[start:start + batch], batch), pca)
-                           for start in range(0, poses.shape[0], batch)])
-
-
 def scale_to_unit_weights(pca: PoseComponents, weights: list[np.ndarray]) -> tuple[PoseComponents, list[np.ndarray]]:
     """Scale each component by its largest |weight| over ``weights`` (a [F, K] array per motion) so that
     every weight lies in [-1, 1]; the product, and so the deformation, is unchanged."""
@@ -321,18 +315,26 @@ def avatar_gltf(avatar: Avatar, motions: dict[str, Motion], progress: Progress |
         colors = avatar.colors.clamp(0, 1).numpy().astype(np.float32)
     opacities = np.ones(n, np.float32)
 
-    # The pose offsets: PCA fitted on poses spread over every motion, then each motion frame projected.
-    all_poses = np.concatenate([m.poses for m in motions.values()])
-    step = max(1, int(np.ceil(all_poses.shape[0] / MAX_PCA_SAMPLES)))
+    # The pose offsets: PCA fitted on every step-th frame of all the motions; those frames' weights come
+    # from the offsets the fit used, the other frames' offsets are computed a batch at a time, projected
+    # and dropped.
+    all_poses = np.concatenate([m.poses for m in motions.values()])  # [F, 55, 3]
+    total = all_poses.shape[0]
+    step = max(1, int(np.ceil(total / MAX_PCA_SAMPLES)))
     sample_poses = all_poses[::step]
     report(0.05, f"pose offsets at {sample_poses.shape[0]} poses")
-    pca = fit_pose_components(pose_offsets_of(avatar, sample_poses))
+    sample_offsets = pose_offsets_of(avatar, sample_poses)
+    pca = fit_pose_components(sample_offsets)
     report(0.35, f"{pca.components.shape[0]} morph targets keep {pca.variance_kept:.1%} of the pose offsets")
-    pose_weights = []
-    for i, (name, motion) in enumerate(motions.items()):
-        pose_weights.append(motion_weights(avatar, motion.poses, pca))
-        report(0.35 + 0.3 * (i + 1) / len(motions), f"morph weights of {name}")
-    pca, pose_weights = scale_to_unit_weights(pca, pose_weights)
+    weights = np.empty((total, pca.components.shape[0]), np.float32)  # [F, K]
+    weights[::step] = project(sample_offsets, pca)
+    others = np.flatnonzero(np.arange(total) % step)
+    for start in range(0, len(others), 16):
+        chunk = others[start:start + 16]
+        weights[chunk] = project(pose_offsets_of(avatar, all_poses[chunk]), pca)
+        report(0.35 + 0.3 * (start + len(chunk)) / len(others), f"morph weights of {start + len(chunk)} more frames")
+    split = np.cumsum([m.num_frames for m in motions.values()])[:-1]
+    pca, pose_weights = scale_to_unit_weights(pca, np.split(weights, split))
     expression_count = max((posed_expression(m).shape[1] for m in motions.values() if np.any(m.expression)),
                            default=0)
     expression_count = min(expression_count, avatar.expr_dirs.shape[2])
@@ -421,7 +423,8 @@ def avatar_gltf(avatar: Avatar, motions: dict[str, Motion], progress: Progress |
                                       "expression_targets": int(expression_count),
                                       "variance_kept": pca.variance_kept}},
     }
-    facts = {"pca": pca, "sample_poses": sample_poses, "joints4": joints4, "weights4": weights4,
+    facts = {"pca": pca, "sample_poses": sample_poses, "sample_offsets": sample_offsets, "joints4": joints4,
+             "weights4": weights4,
              "expression_targets": expression_count}
     return document, binary.bytes(), facts
 
@@ -510,17 +513,17 @@ class ErrorTally:
                                  round(self.largest, 3))
 
 
-def top4_error(avatar: Avatar, poses: np.ndarray, joints4: np.ndarray, weights4: np.ndarray,
+def top4_error(avatar: Avatar, poses: np.ndarray, offsets: np.ndarray, joints4: np.ndarray, weights4: np.ndarray,
                batch: int = 16) -> ReproductionError:
-    """The skinning truncation alone: exact pose offsets skinned with all weights vs the top four, over
-    [F, 55, 3] ``poses``."""
+    """The skinning truncation alone: [F, 55, 3] ``poses`` with their exact [F, N, 3] pose ``offsets``
+    skinned with all weights vs the top four."""
     truncated = torch.zeros_like(avatar.skinning)
     truncated.scatter_add_(1, torch.as_tensor(joints4.astype(np.int64)), torch.as_tensor(weights4))  # unused slots add 0
     tally = ErrorTally()
     with torch.no_grad():
         for start in range(0, poses.shape[0], batch):
             pose = torch.as_tensor(poses[start:start + batch].reshape(-1, 165))
-            points = avatar.canonical()[None] + avatar.pose_offsets(pose[:, 3:66], fast=True)  # body pose: joints 1-21
+            points = avatar.canonical()[None] + torch.as_tensor(offsets[start:start + batch])
             _, transforms = skeleton.forward_kinematics(pose, avatar.rest_joints)
             exact, _ = skin(points, transforms, avatar.skinning)
             approx, _ = skin(points, transforms, truncated)
@@ -576,7 +579,8 @@ def export_gltf(avatar: Avatar, target: str | os.PathLike, motions: dict[str, Mo
     top4, total, per_frame = zero, zero, []
     if measure:
         report(0.6, "measuring the skinning truncation")
-        top4 = top4_error(avatar, facts["sample_poses"], facts["joints4"], facts["weights4"])
+        top4 = top4_error(avatar, facts["sample_poses"], facts["sample_offsets"], facts["joints4"],
+                          facts["weights4"])
         total, per_frame = measure_file(avatar, *read_glb(data), motions, lambda f, m: report(0.6 + 0.4 * f, m),
                                         checked_frames)
     with atomic_path(target) as tmp:
@@ -589,10 +593,3 @@ def export_gltf(avatar: Avatar, target: str | os.PathLike, motions: dict[str, Mo
         variance_kept=round(facts["pca"].variance_kept, 4), frames={k: m.num_frames for k, m in motions.items()},
         top4_error=top4, total_error=total, checked_frames=len(per_frame), bytes=len(data), seconds=round(seconds, 2), per_frame_p99_mm=per_frame)
     return target, figures
-
-
-def figures_dict(figures: GltfFigures) -> dict:
-    """The figures as JSON-ready values (without the per-frame list)."""
-    values = asdict(figures)
-    values.pop("per_frame_p99_mm")
-    return values

@@ -319,8 +319,10 @@ function program(gl, vertex, fragment, feedback) {
   return p;
 }
 
+const FORMATS = { 1: ["R32F", "RED"], 3: ["RGB32F", "RGB"], 4: ["RGBA32F", "RGBA"] };
+
+// a float texture on `unit` holding `data` (`channels` per texel, at most `width` texels a row)
 function floatTexture(gl, unit, data, channels, width) {
-  const formats = { 1: [gl.R32F, gl.RED], 3: [gl.RGB32F, gl.RGB], 4: [gl.RGBA32F, gl.RGBA] };
   const texels = data.length / channels;
   const w = Math.min(width, Math.max(1, texels));
   const h = Math.max(1, Math.ceil(texels / w));
@@ -330,9 +332,17 @@ function floatTexture(gl, unit, data, channels, width) {
   gl.activeTexture(gl.TEXTURE0 + unit);
   gl.bindTexture(gl.TEXTURE_2D, texture);
   gl.pixelStorei(gl.UNPACK_ALIGNMENT, 1);
-  gl.texImage2D(gl.TEXTURE_2D, 0, formats[channels][0], w, h, 0, formats[channels][1], gl.FLOAT, padded);
+  gl.texImage2D(gl.TEXTURE_2D, 0, gl[FORMATS[channels][0]], w, h, 0, gl[FORMATS[channels][1]], gl.FLOAT, padded);
   for (const p of [gl.TEXTURE_MIN_FILTER, gl.TEXTURE_MAG_FILTER]) gl.texParameteri(gl.TEXTURE_2D, p, gl.NEAREST);
-  return texture;
+  return { texture, unit, width: w, height: h, channels, padded };
+}
+
+// new contents for a texture made by floatTexture (same size)
+function updateTexture(gl, t, data) {
+  t.padded.set(data);
+  gl.activeTexture(gl.TEXTURE0 + t.unit);
+  gl.bindTexture(gl.TEXTURE_2D, t.texture);
+  gl.texSubImage2D(gl.TEXTURE_2D, 0, 0, 0, t.width, t.height, gl[FORMATS[t.channels][1]], gl.FLOAT, t.padded);
 }
 
 class Renderer {
@@ -359,6 +369,11 @@ class Renderer {
     const targets = new Float32Array(Math.max(1, avatar.targets.length) * n * 3);
     avatar.targets.forEach((t, k) => targets.set(t, k * n * 3));
     this.targetTexture = floatTexture(gl, 1, targets, 3, TEXTURE_WIDTH);
+    this.jointTexture = floatTexture(gl, 0, new Float32Array(avatar.skinJoints.length * 16), 4, TEXTURE_WIDTH);
+    this.morphTexture = floatTexture(gl, 2, new Float32Array(Math.max(1, avatar.targets.length)), 1, TEXTURE_WIDTH);
+    const locations = (p, names) => Object.fromEntries(names.map((name) => [name, gl.getUniformLocation(p, name)]));
+    this.skinUniforms = locations(this.skin, ["u_joint_matrices", "u_targets", "u_morph", "u_count", "u_target_count"]);
+    this.splatUniforms = locations(this.splat, ["u_R", "u_t", "u_intrinsics", "u_size"]);
     this.posed = gl.createBuffer();
     gl.bindBuffer(gl.TRANSFORM_FEEDBACK_BUFFER, this.posed);
     gl.bufferData(gl.TRANSFORM_FEEDBACK_BUFFER, n * 12, gl.DYNAMIC_READ);
@@ -367,6 +382,9 @@ class Renderer {
     this.posedCpu = new Float32Array(n * 3);
     this.instances = new Float32Array(n * 8);
     this.order = new Uint32Array(n);
+    this.depth = new Float32Array(n);   // the sort's scratch arrays, reused every frame
+    this.keys = new Uint16Array(n);
+    this.counts = new Uint32Array(65537);
     this.instanceBuffer = gl.createBuffer();
     this.splatInputs = gl.createVertexArray();
     gl.bindVertexArray(this.splatInputs);
@@ -382,17 +400,17 @@ class Renderer {
 
   // morph + skin on the GPU; the posed centres come back into posedCpu
   pose(jointMatrices, weights) {
-    const gl = this.gl, n = this.avatar.count;
-    if (this.jointTexture) gl.deleteTexture(this.jointTexture);
-    if (this.morphTexture) gl.deleteTexture(this.morphTexture);
-    this.jointTexture = floatTexture(gl, 0, jointMatrices, 4, TEXTURE_WIDTH);
-    this.morphTexture = floatTexture(gl, 2, new Float32Array(weights.length ? weights : [0]), 1, TEXTURE_WIDTH);
+    const gl = this.gl, n = this.avatar.count, u = this.skinUniforms;
+    updateTexture(gl, this.jointTexture, jointMatrices);
+    if (weights.length) updateTexture(gl, this.morphTexture, weights);
+    gl.activeTexture(gl.TEXTURE1);
+    gl.bindTexture(gl.TEXTURE_2D, this.targetTexture.texture);
     gl.useProgram(this.skin);
-    gl.uniform1i(gl.getUniformLocation(this.skin, "u_joint_matrices"), 0);
-    gl.uniform1i(gl.getUniformLocation(this.skin, "u_targets"), 1);
-    gl.uniform1i(gl.getUniformLocation(this.skin, "u_morph"), 2);
-    gl.uniform1i(gl.getUniformLocation(this.skin, "u_count"), n);
-    gl.uniform1i(gl.getUniformLocation(this.skin, "u_target_count"), this.avatar.targets.length);
+    gl.uniform1i(u.u_joint_matrices, 0);
+    gl.uniform1i(u.u_targets, 1);
+    gl.uniform1i(u.u_morph, 2);
+    gl.uniform1i(u.u_count, n);
+    gl.uniform1i(u.u_target_count, this.avatar.targets.length);
     gl.bindVertexArray(this.skinInputs);
     gl.bindTransformFeedback(gl.TRANSFORM_FEEDBACK, this.feedback);
     gl.bindBufferBase(gl.TRANSFORM_FEEDBACK_BUFFER, 0, this.posed);
@@ -412,15 +430,14 @@ class Renderer {
   // back-to-front order by depth along the view direction: a counting sort on 16-bit depths
   sort(camera) {
     const n = this.avatar.count, p = this.posedCpu, f = camera.R.slice(6, 9);
-    const depth = new Float32Array(n);
+    const depth = this.depth, keys = this.keys, counts = this.counts;
     let lo = Infinity, hi = -Infinity;
     for (let i = 0; i < n; i++) {
       const d = f[0] * p[3 * i] + f[1] * p[3 * i + 1] + f[2] * p[3 * i + 2];
       depth[i] = d; lo = Math.min(lo, d); hi = Math.max(hi, d);
     }
     const scale = hi > lo ? 65535 / (hi - lo) : 0;
-    const counts = new Uint32Array(65537);
-    const keys = new Uint16Array(n);
+    counts.fill(0);
     for (let i = 0; i < n; i++) { keys[i] = 65535 - Math.round((depth[i] - lo) * scale); counts[keys[i] + 1]++; }
     for (let k = 1; k < counts.length; k++) counts[k] += counts[k - 1];
     for (let i = 0; i < n; i++) this.order[counts[keys[i]]++] = i;
@@ -444,11 +461,11 @@ class Renderer {
     gl.enable(gl.BLEND);
     gl.blendFunc(gl.ONE, gl.ONE_MINUS_SRC_ALPHA);
     gl.useProgram(this.splat);
-    const u = (name) => gl.getUniformLocation(this.splat, name);
-    gl.uniformMatrix3fv(u("u_R"), true, camera.R);  // R is row-major: rows = camera axes
-    gl.uniform3fv(u("u_t"), camera.t);
-    gl.uniform4f(u("u_intrinsics"), camera.f, camera.f, camera.width / 2, camera.height / 2);
-    gl.uniform2f(u("u_size"), camera.width, camera.height);
+    const u = this.splatUniforms;
+    gl.uniformMatrix3fv(u.u_R, true, camera.R);  // R is row-major: rows = camera axes
+    gl.uniform3fv(u.u_t, camera.t);
+    gl.uniform4f(u.u_intrinsics, camera.f, camera.f, camera.width / 2, camera.height / 2);
+    gl.uniform2f(u.u_size, camera.width, camera.height);
     gl.bindVertexArray(this.splatInputs);
     gl.drawArraysInstanced(gl.TRIANGLE_STRIP, 0, 4, a.count);
     gl.bindVertexArray(null);
@@ -536,10 +553,14 @@ async function main() {
     if (state.playing && state.last !== null) state.time = (state.time + (now - state.last) / 1000) % (a.duration + 1 / a.fps);
     state.last = now;
     const key = Math.min(a.keys - 1, Math.round(state.time * a.fps));
-    const sampled = avatar.sample(state.animation, state.time);
-    renderer.pose(avatar.jointMatrices(sampled.locals), sampled.weights);
     const eye = orbited ? eyeOf() : eye0;
-    renderer.draw(lookAt(eye, target, fov, canvas.width, canvas.height), background);
+    const shown = [state.animation, state.time, ...eye, canvas.width, canvas.height].join();
+    if (shown !== state.shown) {  // paused and still: nothing to pose or draw
+      const sampled = avatar.sample(state.animation, state.time);
+      renderer.pose(avatar.jointMatrices(sampled.locals), sampled.weights);
+      renderer.draw(lookAt(eye, target, fov, canvas.width, canvas.height), background);
+      state.shown = shown;
+    }
     scrub.value = String(key);
     label.textContent = `${key + 1} / ${a.keys}`;
     play.textContent = state.playing ? "pause" : "play";
