@@ -13,8 +13,9 @@ import torch
 from persona_studio.capture.detect import MediaPipeDetector
 from persona_studio.body import landmarks
 from persona_studio.body.skeleton import JOINT_INDEX as J
-from persona_studio.capture.fit import (CAMERA_R, FitSettings, depth_slopes, fit_smplx, focal_from_fov,
-                                        joint_limit_penalty, project)
+from persona_studio.body.model import smplx_tensors
+from persona_studio.capture.fit import (CAMERA_R, FitSettings, balance_term, depth_slopes, fit_smplx, focal_from_fov,
+                                        joint_limit_penalty, project, standing_on_both_feet)
 from persona_studio.capture.pipeline import fit_photo
 from persona_studio.render.camera import Camera
 from persona_studio.render.mesh import mesh_silhouette
@@ -168,3 +169,35 @@ def test_detector_depth_settles_a_stride_one_view_leaves_open(open_body_model):
     without = leg_slopes(None)
     assert (with_depth - truth).abs().max() < 0.15, (with_depth, truth)
     assert (without - truth).abs().max() > 0.25, (without, truth)
+
+
+def test_standing_is_told_from_the_legs():
+    body = np.zeros((33, 3), np.float32)
+    body[:, 2] = 1.0
+    for hip, knee, ankle, x in ((23, 25, 27, 110.0), (24, 26, 28, 90.0)):
+        body[hip, :2], body[knee, :2], body[ankle, :2] = (x, 200), (x, 300), (x, 400)
+    assert standing_on_both_feet(body, person_px=400)
+    sitting = body.copy()
+    sitting[[25, 26], 1] = 205  # knees at the hips' height: thighs towards the camera
+    assert not standing_on_both_feet(sitting, person_px=400)
+    hidden = body.copy()
+    hidden[27, 2] = 0.2  # one ankle not seen: no claim about the feet
+    assert not standing_on_both_feet(hidden, person_px=400)
+
+
+def test_a_standing_fit_keeps_its_centre_of_mass_over_its_feet(open_body_model, detector, tmp_path):
+    """The scanned person of the multi-view set (view 0 as the photo): the detector's depth estimate
+    alone leaves the fitted body tipping forward off its feet; the balance term stands it over them."""
+    photo = shared_path("multiview", "rp_dennis_posed_004", "images", "0000.jpg")
+
+    def off_balance(settings):
+        subject, _ = fit_photo(photo, tmp_path / str(settings.balance_weight), model=open_body_model,
+                               detector=detector, settings=settings)
+        term = balance_term(open_body_model, subject.keypoints["body"], subject.metrics["person_height_px"])
+        assert term is not None  # the photo shows him standing
+        with torch.no_grad():
+            out = open_body_model.forward(**smplx_tensors(subject.smplx))
+        return float(term(out.vertices[0], out.joints[0]).sqrt()) * 0.1  # metres beyond the support
+
+    assert off_balance(FitSettings(balance_weight=0.0)) > 0.04
+    assert off_balance(FitSettings()) < 0.01

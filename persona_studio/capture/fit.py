@@ -33,6 +33,7 @@ from persona_studio.render.rasterize import rasterize
 FOV_PRIOR_DEG = 55.0  # field of view across the image's longer side
 CAMERA_R = np.diag([1.0, -1.0, -1.0])  # world (Y up, body facing +Z) -> OpenCV camera in front of it
 SILHOUETTE_SIDE = 224  # pixels of the longer side the silhouette is rendered at
+HEEL_BEHIND_ANKLE = 0.05  # metres from the ankle joint back to the heel's edge
 
 
 @dataclass
@@ -44,6 +45,7 @@ class FitSettings:
     silhouette_cover_weight: float = 0.3  # per unit share of the mask the body leaves uncovered
     shape_prior_weight: float = 0.02
     depth_weight: float = 10.0  # per unit squared error of a segment's depth slope (sine of its tilt)
+    balance_weight: float = 1.0  # per (10 cm)^2 of the centre of mass off the feet in depth, standing
     seed: int = 0
 
 
@@ -137,6 +139,7 @@ def fit_smplx(image_size: tuple[int, int], body: np.ndarray, left_hand: np.ndarr
     body_ids = torch.tensor([joint for joint, _ in landmarks.POSE_TO_JOINT.values()])
     is_body = torch.isin(ids_t, body_ids)
     depth_term = _depth_term(body, body_depth)
+    balance = balance_term(model, body, person_px)
 
     def loss_fn(stage: int) -> tuple[torch.Tensor, dict[str, float]]:
         """(total loss, each term's value) for ``stage`` 0 (torso and camera), 1 (body) or 2 (all keypoints +
@@ -156,6 +159,8 @@ def fit_smplx(image_size: tuple[int, int], body: np.ndarray, left_hand: np.ndarr
         terms = {"keypoints": kp, "prior": 0.02 * prior}
         if depth_term is not None and stage > 0:
             terms["depth"] = settings.depth_weight * depth_term(out.joints[0])
+        if balance is not None and stage > 0:
+            terms["balance"] = settings.balance_weight * balance(out.vertices[0], out.joints[0])
         if stage == 2:
             outside, uncovered = silhouette(out.vertices[0], cam_t)
             terms["silhouette_outside"] = settings.silhouette_outside_weight * outside
@@ -221,6 +226,51 @@ def _depth_term(body: np.ndarray, body_depth: np.ndarray | None
         points = joints[observed.clamp_min(0)] * axes  # [33, 3] camera axes; unobserved rows unused
         error = (depth_slopes(points, start, end) - target).pow(2)
         return (weights * error).sum() / weights.sum()
+    return term
+
+
+def standing_on_both_feet(body: np.ndarray, person_px: float) -> bool:
+    """Whether the photo's [33, 3] body landmarks show a person standing: both legs confidently seen,
+    hips above knees above ankles, the legs at least a third of the person's height and the thighs upright
+    (not foreshortened to under half the shin's height, as a seated person's are)."""
+    legs = body[[23, 25, 27, 24, 26, 28]]
+    if legs[:, 2].min() < 0.5:
+        return False
+    hip, knee, ankle = legs[:, 1].reshape(2, 3).T  # [2] image heights (y down), left and right
+    thigh, shin = knee - hip, ankle - knee
+    return bool(np.all(shin > 0) and np.all(thigh > 0.5 * shin) and np.all(ankle - hip > person_px / 3))
+
+
+def balance_term(model: BodyModel, body: np.ndarray, person_px: float
+                  ) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None:
+    """(vertices [V, 3], joints [J, 3], world) -> squared distance in depth (units of 10 cm) of the body's
+    centre of mass beyond the middle half of its feet's support; ``None`` unless the photo shows the person
+    standing.
+
+    One view leaves the lean towards or away from the camera open, and a detector's depth estimate can
+    leave a standing body tipping over; a person standing still keeps the centre of mass above the feet.
+    The mass is spread over the template's surface by area; the support runs in depth from behind the
+    ankles (the heels) to the balls of the feet, joints rather than the lowest vertices so that the fit
+    cannot stretch it by pointing the toes.
+    """
+    if not standing_on_both_feet(body, person_px):
+        return None
+    faces = torch.as_tensor(model.faces)
+    rest = model.v_template
+    area = torch.linalg.cross(rest[faces[:, 1]] - rest[faces[:, 0]], rest[faces[:, 2]] - rest[faces[:, 0]]).norm(dim=1)
+    mass = torch.zeros(rest.shape[0]).index_add_(0, faces.reshape(-1), area.repeat_interleave(3))
+    mass = mass / mass.sum()  # [V]
+    ankles = torch.tensor([J["left_ankle"], J["right_ankle"]])
+    balls = torch.tensor([J["left_foot"], J["right_foot"]])
+
+    def term(vertices: torch.Tensor, joints: torch.Tensor) -> torch.Tensor:
+        """[V, 3], [J, 3] -> scalar."""
+        centre = (mass[:, None] * vertices).sum(0)  # [3]
+        back = joints[ankles, 2].min() - HEEL_BEHIND_ANKLE
+        front = joints[balls, 2].max()
+        margin = 0.25 * (front - back).clamp_min(0)
+        beyond = torch.relu(centre[2] - (front - margin)) + torch.relu((back + margin) - centre[2])
+        return (beyond / 0.1).pow(2)
     return term
 
 
