@@ -300,3 +300,14 @@ def read_npz_member(archive: zipfile.ZipFile, key: str) -> np.ndarray:
 def npz_keys(archive: zipfile.ZipFile) -> list[str]:
     """The array names of an open .npz archive (members ``NAME.npy``)."""
     return sorted(name[: -len(".npy")] for name in archive.namelist() if name.endswith(".npy"))
+
+
+def os_error_line(exc: OSError) -> str:
+    """One line for a failed read or write: what failed, on which file, and what to do."""
+    if exc.filename is None:
+        return exc.strerror or str(exc)
+    hint = {errno.ENOSPC: "free space on that disk or choose another folder",
+            errno.EROFS: "the disk is read-only: choose a folder you can write to",
+            errno.EACCES: "choose a folder you can write to, or change its permissions",
+            errno.ENOTDIR: "a file is in the way of a folder there: choose another path"}.get(exc.errno, "check the path")
+    return f"{exc.filename}: {exc.strerror}; {hint}"

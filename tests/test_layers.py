@@ -20,8 +20,9 @@ FLOORS: dict[str, int] = {
     "workspace": 4,
     "capture": 5, "generate": 5, "train": 5, "export": 5, "viewer": 5,
     "settings": 6,
-    "app": 7, "cli": 7,
-    "__main__": 8,
+    "app": 7, "batch": 7,
+    "cli": 8,
+    "__main__": 9,
 }
 
 

@@ -6,12 +6,13 @@
 from __future__ import annotations
 
 import argparse
-import errno
 import logging
 import sys
 from pathlib import Path
 
+from persona_studio.cli.batch import add_batch_parser
 from persona_studio.cli.export import add_export_parser
+from persona_studio.fileio import os_error_line
 from persona_studio.progress import end_progress_line, progress_printer
 from persona_studio.settings import Settings
 from persona_studio.workspace.folders import bundle_folder
@@ -254,6 +255,7 @@ def build_parser() -> argparse.ArgumentParser:
     animate.set_defaults(run=_cmd_animate)
 
     add_export_parser(commands)
+    add_batch_parser(commands)
 
     settings = commands.add_parser("settings", help="show the settings in effect and check the settings file "
                                                     "(exit 1 when it has problems)")
@@ -264,17 +266,6 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("args", nargs=argparse.REMAINDER, help="passed to the benchmark")
     bench.set_defaults(run=_cmd_bench)
     return parser
-
-
-def _os_error_line(exc: OSError) -> str:
-    """One line for a failed read or write: what failed, on which file, and what to do."""
-    if exc.filename is None:
-        return exc.strerror or str(exc)
-    hint = {errno.ENOSPC: "free space on that disk or choose another folder",
-            errno.EROFS: "the disk is read-only: choose a folder you can write to",
-            errno.EACCES: "choose a folder you can write to, or change its permissions",
-            errno.ENOTDIR: "a file is in the way of a folder there: choose another path"}.get(exc.errno, "check the path")
-    return f"{exc.filename}: {exc.strerror}; {hint}"
 
 
 def _say(text: str) -> None:
@@ -298,7 +289,7 @@ def main(argv: list[str] | None = None) -> int:
         _say(f"persona-studio {args.command}: {exc}")
         return 1
     except OSError as exc:  # FileNotFoundError, PermissionError, a full or read-only disk
-        _say(f"persona-studio {args.command}: {_os_error_line(exc)}")
+        _say(f"persona-studio {args.command}: {os_error_line(exc)}")
         return 1
     except KeyboardInterrupt:
         _say("interrupted")
