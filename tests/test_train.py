@@ -55,8 +55,9 @@ def test_one_step_reduces_each_loss_on_a_fixed_frame(workspace, open_body_model)
         for term in ("image", "normal"):
             assert after[term] <= before[term] + 1e-6, (index, term, before[term], after[term])
         # Starting from the re-poser's surface, fitted to these very silhouettes, the mask is at its
-        # optimum already: it may give a little to the other terms, never much.
-        assert after["mask"] <= 1.1 * before["mask"] + 1e-6, (index, before["mask"], after["mask"])
+        # optimum already (about 1 % of the 72x128 frame): it may give a little to the other terms, a
+        # sliver of outline (up to 0.3 % of the frame, 28 pixels, or a tenth of its value), never much.
+        assert after["mask"] <= max(1.1 * before["mask"], before["mask"] + 0.003), (index, before["mask"], after["mask"])
 
 
 def test_frames_and_renders_share_the_training_background(workspace, open_body_model):

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import json
 
-from persona_studio.batch.jobs import BatchOptions, PhotoJob, StageRecord, pending_stages, run_stage
-from persona_studio.batch.report import LiveDisplay, PhotoResult
+from persona_studio.batch.jobs import BatchOptions, PhotoJob, StageRecord, run_stage
+from persona_studio.batch.report import LiveDisplay, PhotoResult, finish_line, start_results
 
 TASK_RETRIES = 3
 WAIT_S = 1.0
@@ -51,25 +51,15 @@ def run_ray(jobs: list[PhotoJob], options: BatchOptions, address: str | None, di
         ray.init(address=address)
     has_gpus = ray.cluster_resources().get("GPU", 0) > 0
     task = ray.remote(max_retries=TASK_RETRIES)(run_stage)
-    results = {job.name: PhotoResult(job) for job in jobs}
     running = {}
 
     def submit(job: PhotoJob, stages: list[str]) -> None:
         ref = task.options(**stage_resources(stages[0], options, has_gpus)).remote(job, stages[0], options)
         running[ref] = (job, stages)
 
-    for job in jobs:
-        try:
-            stages = pending_stages(job, options)
-        except ValueError as exc:
-            results[job.name].error = str(exc)
-            display.finish(job, f"failed: {exc}")
-            continue
-        results[job.name].stages = [StageRecord(s, "skipped") for s in options.stages if s not in stages]
-        if stages:
-            submit(job, stages)
-        else:
-            display.finish(job, "done (nothing to do)")
+    results, work = start_results(jobs, options, display)
+    for job, stages in work:
+        submit(job, stages)
     try:
         while running:
             ready, _ = ray.wait(list(running), num_returns=1, timeout=WAIT_S)
@@ -85,8 +75,7 @@ def run_ray(jobs: list[PhotoJob], options: BatchOptions, address: str | None, di
                 if record.status == "done" and len(stages) > 1:
                     submit(job, stages[1:])
                 else:
-                    result = results[job.name]
-                    display.finish(job, result.status + (f": {result.message}" if result.message else ""))
+                    display.finish(job, finish_line(results[job.name]))
     finally:
         for ref in running:
             ray.cancel(ref, force=True)

@@ -14,8 +14,8 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from persona_studio.batch.jobs import BatchOptions, PhotoJob, StageRecord, pending_stages, run_stage
-from persona_studio.batch.report import LiveDisplay, PhotoResult
+from persona_studio.batch.jobs import BatchOptions, PhotoJob, StageRecord, run_stage
+from persona_studio.batch.report import LiveDisplay, PhotoResult, finish_line, start_results
 from persona_studio.fileio import read_json_object, write_json_atomic
 
 WORKER_MEMORY_BYTES = 4 * 2**30  # what a preview-preset worker needs at its peak, with room to spare
@@ -65,20 +65,8 @@ def run_local(jobs: list[PhotoJob], options: BatchOptions, workers: int, display
     """Run every job's pending stages on ``workers`` processes; per-photo records go through ``scratch``."""
     scratch.mkdir(parents=True, exist_ok=True)
     context = multiprocessing.get_context("spawn")
-    results = {job.name: PhotoResult(job) for job in jobs}
-    waiting: list[tuple[PhotoJob, list[str], int]] = []
-    for job in jobs:
-        try:
-            stages = pending_stages(job, options)
-        except ValueError as exc:
-            results[job.name].error = str(exc)
-            display.finish(job, f"failed: {exc}")
-            continue
-        results[job.name].stages = [StageRecord(s, "skipped") for s in options.stages if s not in stages]
-        if stages:
-            waiting.append((job, stages, 0))
-        else:
-            display.finish(job, "done (nothing to do)")
+    results, work = start_results(jobs, options, display)
+    waiting = [(job, stages, 0) for job, stages in work]  # (job, stages left, restarts so far)
     running: dict[str, tuple] = {}
     try:
         while waiting or running:
@@ -106,8 +94,7 @@ def run_local(jobs: list[PhotoJob], options: BatchOptions, workers: int, display
                 if process.exitcode != 0 and left:
                     results[name].error = (f"the worker died in the {left[0]} stage (exit code {process.exitcode}) "
                                            f"{restarts + 1} times; run the batch again to resume it")
-                result = results[name]
-                display.finish(job, result.status + (f": {result.message}" if result.message else ""))
+                display.finish(job, finish_line(results[name]))
     finally:
         for process, *_ in running.values():
             process.terminate()

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TextIO
 
-from persona_studio.batch.jobs import PREVIEW_FILE, PhotoJob, StageRecord, read_status
+from persona_studio.batch.jobs import PREVIEW_FILE, BatchOptions, PhotoJob, StageRecord, pending_stages, read_status
 from persona_studio.fileio import write_json_atomic, write_text_atomic
 from persona_studio.workspace.folders import exports_folder
 
@@ -37,6 +37,31 @@ class PhotoResult:
     def as_json(self) -> dict:
         return {"photo": str(self.job.photo), "workspace": str(self.job.workspace), "status": self.status,
                 "error": self.message, "stages": [asdict(s) for s in self.stages]}
+
+
+def start_results(jobs: list[PhotoJob], options: BatchOptions, display: "LiveDisplay"
+                  ) -> tuple[dict[str, PhotoResult], list[tuple[PhotoJob, list[str]]]]:
+    """Each photo's result with its already-done stages recorded as skipped, and the (job, pending stages)
+    left to run; a photo that cannot run (a stage it needs is not chosen) fails here with its reason."""
+    results, work = {job.name: PhotoResult(job) for job in jobs}, []
+    for job in jobs:
+        try:
+            stages = pending_stages(job, options)
+        except ValueError as exc:
+            results[job.name].error = str(exc)
+            display.finish(job, f"failed: {exc}")
+            continue
+        results[job.name].stages = [StageRecord(s, "skipped") for s in options.stages if s not in stages]
+        if stages:
+            work.append((job, stages))
+        else:
+            display.finish(job, "done (nothing to do)")
+    return results, work
+
+
+def finish_line(result: PhotoResult) -> str:
+    """A finished photo's line in the live display."""
+    return result.status + (f": {result.message}" if result.message else "")
 
 
 class LiveDisplay:
