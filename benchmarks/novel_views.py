@@ -18,7 +18,12 @@ sides: the rest) it prints PSNR over the intersection of the masks, masked PSNR 
 - ``untrained avatar``: the avatar before its first step (fitted body + colours from the photo);
 - ``trained avatar``: after the preset's steps (its learnt correction of the photo's pose included).
 
-    python benchmarks/novel_views.py [--views DIR] [--workspace WS] [--reuse] [--out DIR]
+    python benchmarks/novel_views.py [--views DIR] [--workspace WS] [--reuse] [--out DIR] [--photos 0 180]
+
+``--photos`` names the views (by yaw) given to the fit as photos of the subject: the first is the photo
+the views are turned from, the others are its extra photos (``persona-studio fit --extra``); views
+that are photos, or named by ``--not-scored``, are left out of the scores (give a one-photo run the
+same ``--not-scored`` to compare it with a run on more photos).
 
 ``--reuse`` keeps the fit and the training set already in WS (re-trains only); the contact sheet
 (ground truth over each model, every 30 degrees) and a JSON of every figure go to ``--out``.
@@ -213,8 +218,9 @@ def load_views(folder: Path) -> list[dict]:
     return views
 
 
-def evaluate(model: Model, views: list[dict]) -> tuple[list[dict], list[np.ndarray]]:
-    """Per-view scores (view 0 is the alignment's, not scored) and the aligned renders."""
+def evaluate(model: Model, views: list[dict], not_scored: set[float] = frozenset()) -> tuple[list[dict], list[np.ndarray]]:
+    """Per-view scores (view 0 is the alignment's, not scored, nor those whose yaw is in ``not_scored``)
+    and the aligned renders."""
     rgb0, alpha0 = model.render(0.0)
     similarity = fit_similarity(alpha0, views[0]["mask"])
     rows, images = [], []
@@ -224,7 +230,7 @@ def evaluate(model: Model, views: list[dict]) -> tuple[list[dict], list[np.ndarr
         rgb, alpha = aligned(*raw, similarity, shift)
         rgb = rgb * (alpha[..., None] > 0.5)
         images.append(rgb)
-        if view["yaw"] == 0:
+        if view["yaw"] == 0 or view["yaw"] in not_scored:
             continue
         rows.append({"yaw": view["yaw"], "group": view_group(view["yaw"]), "shift": list(shift),
                      **scores(rgb, alpha, view["rgb"], view["mask"])})
@@ -276,17 +282,29 @@ def main() -> None:
     parser.add_argument("--preset", default="preview")
     parser.add_argument("--iterations", type=int, help="override the preset's step count")
     parser.add_argument("--out", type=Path, default=Path("novel_views_out"))
+    parser.add_argument("--photos", type=float, nargs="+", default=[0.0], metavar="YAW",
+                        help="the views fitted as photos of the subject (default: 0, the front alone)")
+    parser.add_argument("--not-scored", type=float, nargs="*", default=[], metavar="YAW",
+                        help="views left out of the scores besides the photos")
     args = parser.parse_args()
     if not (args.views / "cameras.json").is_file():
         raise SystemExit(f"multi-view set not found: {args.views} (the shared data folder sits beside the checkout)")
+    if args.photos[0] != 0:
+        raise SystemExit("the first of --photos must be 0: the views are turned from it")
     print(f"torch threads: {torch.get_num_threads()}")
     t_start = time.time()
     views = load_views(args.views)
+    by_yaw = {v["yaw"]: v for v in views}
+    missing = [yaw for yaw in args.photos if yaw not in by_yaw]
+    if missing:
+        raise SystemExit(f"no view at yaw {missing[0]:g} in {args.views}")
+    not_scored = set(args.photos) | set(args.not_scored)
     workspace = args.workspace or Path(tempfile.mkdtemp(prefix="persona-novel-"))
     model = load_body_model("open")
     if not (args.reuse and (workspace / TRAINING_DIR / "manifest.json").is_file()):
         t0 = time.time()
-        fit_photo(views[0]["image"], workspace, model=model)
+        fit_photo(views[0]["image"], workspace, extra_photos=[by_yaw[yaw]["image"] for yaw in args.photos[1:]],
+                  model=model)
         print(f"fit: {time.time() - t0:.1f} s")
         t0 = time.time()
         generate_training_set(workspace, GenerateOptions(), model=model)
@@ -304,18 +322,19 @@ def main() -> None:
               avatar_model("untrained avatar", trainer.avatar, photo_params, camera)]
     results, renders = {}, {}
     for m in models:  # rendered before training changes the avatar
-        results[m.name], renders[m.name] = evaluate(m, views)
+        results[m.name], renders[m.name] = evaluate(m, views, not_scored)
     t0 = time.time()
     figures = trainer.run()
     print(f"train ({args.preset}, {figures['step']} steps): {time.time() - t0:.1f} s; "
           f"training-view fit PSNR {figures['photo_psnr']:.2f} dB")
     trained = avatar_model("trained avatar", trainer.avatar, trainer.frame_params(0), camera)
-    results[trained.name], renders[trained.name] = evaluate(trained, views)
+    results[trained.name], renders[trained.name] = evaluate(trained, views, not_scored)
 
     print_table(results)
     args.out.mkdir(parents=True, exist_ok=True)
     contact_sheet(views, renders, args.out / "contact_sheet.png")
-    report = {"views": str(args.views), "preset": args.preset, "steps": figures["step"],
+    report = {"views": str(args.views), "preset": args.preset, "steps": figures["step"], "photos": args.photos,
+              "not_scored": sorted(not_scored),
               "seconds": round(time.time() - t_start, 1),
               "models": {n: {"per_view": rows, "groups": summary(rows)} for n, rows in results.items()}}
     (args.out / "novel_views.json").write_text(json.dumps(report, indent=1) + "\n")

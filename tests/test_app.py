@@ -498,3 +498,44 @@ def test_a_dropped_workspace_bundle_opens_as_a_new_workspace(app, trained, tmp_p
     run_until(app, lambda: app.workspace is not None and app.workspace.name == "friend", 60, "the imported workspace")
     assert app.workspace != before and app.workspace.parent == before.parent
     run_until(app, lambda: app.scene_ready and app.poser.kind == "avatar", 60, "the imported avatar in the viewport")
+
+
+def test_photos_of_one_person_join_as_a_strip_and_another_person_is_refused(app, tmp_path):
+    """Open the front view of the multi-view set, drop its back view with "dropped photos join" ticked,
+    then a photo of someone else; remove the back photo from the strip."""
+    from conftest import shared_path
+
+    images = shared_path("multiview", "rp_dennis_posed_004", "images")
+    front = tmp_path / "dennis.jpg"
+    front.write_bytes((images / "0000.jpg").read_bytes())
+    choose("fit_quality", "quick")
+    app.open_path(front)
+    run_until(app, lambda: app.subject is not None and app.subject.photo_name == "dennis.jpg"
+              and not app.pipeline.busy(), 180, "the fit of the front photo")
+    folder = app.workspace
+    run_until(app, lambda: app.scene_ready and app.poser.kind == "body", 60, "the fitted body in the viewport")
+    assert dpg.get_item_children("photo_strip", 1) and dpg.get_item_configuration("photo_add")["enabled"]
+    assert len(dpg.get_item_children("photo_strip", 1)) == 1
+
+    dpg.set_value("drop_joins", True)
+    try:
+        app.on_drop([str(images / "0180.jpg")])
+        run_until(app, lambda: len(app.subject.views) == 2 and not app.pipeline.busy(), 180,
+                  "the joint fit of the front and back photos")
+        run_until(app, lambda: app.scene_ready and app.poser.kind == "body", 60, "the fitted body in the viewport")
+        assert app.workspace == folder and len(dpg.get_item_children("photo_strip", 1)) == 2
+        assert dpg.does_item_exist("photo_remove_1") and "photo 2, 0180.jpg" in dpg.get_value("fit_figures")
+
+        app.on_drop([str(shared_path("photos", "pifu_ryota.png"))])
+        run_until(app, lambda: dpg.is_item_shown("error_modal"), 180, "the refusal of another person's photo")
+        assert "pifu_ryota.png" in dpg.get_value("error_text") and "same person" in dpg.get_value("error_text")
+        dpg.configure_item("error_modal", show=False)
+        assert app.workspace == folder and len(app.subject.views) == 2
+    finally:
+        dpg.set_value("drop_joins", False)
+
+    invoke("photo_remove_1")
+    run_until(app, lambda: len(app.subject.views) == 1, 60, "the back photo's removal")
+    assert len(dpg.get_item_children("photo_strip", 1)) == 1 and not (folder / "subject" / "extra").exists()
+    assert "removed 0180.jpg" in dpg.get_value("status")
+    run_until(app, lambda: app.scene_ready and app.poser.kind == "body", 60, "the fitted body in the viewport")

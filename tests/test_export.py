@@ -195,7 +195,7 @@ def make_workspace(folder, avatar) -> Subject:
                       keypoints={"body": rng.uniform(size=(33, 3)).astype(np.float32)}, smplx=smplx,
                       camera=Camera.look_at((0, 0, 3), (0, 0, 0), width=40, height=64),
                       body_model={"kind": "open"}, metrics={"fit_seconds": 1.0}, photo_name="person")
-    subject.save(folder, photo)
+    subject.save(folder, [photo])
     save_avatar(avatar, folder / "avatar" / "bundle")
     return subject
 

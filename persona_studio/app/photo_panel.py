@@ -12,6 +12,7 @@ from PIL import Image
 from persona_studio.app import workspace as ws
 
 PHOTO_BOX = (410, 520)  # largest displayed photo, pixels
+STRIP_BOX = (72, 96)  # a photo's thumbnail in the strip of the subject's photos
 SIDE_WRAP = 410
 
 
@@ -26,11 +27,17 @@ def rgba_float(image: np.ndarray, box: tuple[int, int] = PHOTO_BOX) -> np.ndarra
     return out
 
 
-def subject_images(subject, folder: Path) -> tuple[np.ndarray, np.ndarray | None]:
-    """(photo, overlay or None) of a fitted workspace as texture data (worker threads: resizing)."""
-    overlay_path = folder / "subject" / "overlay.png"
-    overlay = rgba_float(np.asarray(Image.open(overlay_path).convert("RGB"))) if overlay_path.is_file() else None
-    return rgba_float(subject.image), overlay
+def subject_images(subject, folder: Path) -> tuple[np.ndarray, np.ndarray | None, list[np.ndarray]]:
+    """(photo, overlay or None, a thumbnail of each photo's fit) of a fitted workspace as texture data
+    (worker threads: resizing)."""
+    from persona_studio.workspace.subject import view_folder
+
+    overlays = []
+    for index, view in enumerate(subject.views):
+        path = view_folder(folder, index) / "overlay.png"
+        overlays.append(np.asarray(Image.open(path).convert("RGB")) if path.is_file() else view.image)
+    overlay = rgba_float(overlays[0]) if (folder / "subject" / "overlay.png").is_file() else None
+    return rgba_float(subject.image), overlay, [rgba_float(image, STRIP_BOX) for image in overlays]
 
 
 def describe_fit(metrics: dict, notes: list[str]) -> str:
@@ -58,6 +65,7 @@ class PhotoPanel:
         self._texture = None
         self._image: np.ndarray | None = None  # the photo as shown
         self._overlay: np.ndarray | None = None
+        self._strip_textures: list[int] = []
 
     def build(self) -> None:
         """Photo tab: open buttons, recent workspaces, overlay toggle, photo image, fit figures, body-model
@@ -77,6 +85,13 @@ class PhotoPanel:
         self._texture = dpg.add_raw_texture(1, 1, default_value=np.zeros((1, 1, 4), np.float32),
                                             format=dpg.mvFormat_Float_rgba, parent=self._registry)
         dpg.add_image(self._texture, tag="photo_image", width=1, height=1)
+        dpg.add_text("Photos of this person (one body shape; a back or side shot makes that side right)",
+                     wrap=SIDE_WRAP, color=(200, 200, 255))
+        dpg.add_group(tag="photo_strip", horizontal=True)
+        with dpg.group(horizontal=True):
+            dpg.add_button(label="Add photo of this person...", tag="photo_add", enabled=False,
+                           callback=lambda: dpg.show_item("extra_photo_dialog"))
+            dpg.add_checkbox(label="dropped photos join", tag="drop_joins", default_value=False)
         dpg.add_text("", tag="fit_figures", wrap=SIDE_WRAP)
         dpg.add_separator()
         dpg.add_text("Body model", color=(200, 200, 255))
@@ -102,15 +117,39 @@ class PhotoPanel:
         self._image, self._overlay = image, None
         dpg.set_value("workspace_path", f"workspace (created by the fit): {self.app.workspace}")
         dpg.set_value("fit_figures", "\n".join(f"note: {n}" for n in notes) or "not fitted yet")
+        self._show_strip([], [])
         self._show_current()
 
-    def show_subject(self, subject, folder: Path, images: tuple[np.ndarray, np.ndarray | None]) -> None:
-        """A fitted photo: the overlay (mask outline, fitted body, detected vs fitted points) and figures;
-        ``images`` from :func:`subject_images`."""
-        self._image, self._overlay = images
+    def show_subject(self, subject, folder: Path,
+                     images: tuple[np.ndarray, np.ndarray | None, list[np.ndarray]]) -> None:
+        """A fitted subject: the first photo's overlay (mask outline, fitted body, detected vs fitted
+        points), the strip of every photo's fit, and the figures; ``images`` from :func:`subject_images`."""
+        self._image, self._overlay, strip = images
         dpg.set_value("workspace_path", f"workspace: {folder}")
-        dpg.set_value("fit_figures", describe_fit(subject.metrics, subject.notes))
+        figures = [describe_fit(subject.metrics, subject.notes)]
+        for index, view in enumerate(subject.extras, 1):
+            figures.append(f"photo {index + 1}, {view.photo_name}:\n" + describe_fit(view.metrics, view.notes))
+        dpg.set_value("fit_figures", "\n\n".join(figures))
+        self._show_strip([view.photo_name for view in subject.views], strip)
         self._show_current()
+
+    def _show_strip(self, names: list[str], thumbnails: list[np.ndarray]) -> None:
+        """The subject's photos side by side, each with its name and (for the extras) a Remove button."""
+        dpg.delete_item("photo_strip", children_only=True)
+        old, self._strip_textures = self._strip_textures, []
+        for index, (name, image) in enumerate(zip(names, thumbnails)):
+            h, w = image.shape[:2]
+            texture = dpg.add_raw_texture(w, h, default_value=image, format=dpg.mvFormat_Float_rgba,
+                                          parent=self._registry)
+            self._strip_textures.append(texture)
+            with dpg.group(parent="photo_strip"):
+                dpg.add_image(texture, width=w, height=h, tag=f"photo_strip_{index}")
+                dpg.add_text(name[:12], color=(160, 160, 170))
+                if index > 0:
+                    dpg.add_button(label="Remove", tag=f"photo_remove_{index}",
+                                   callback=lambda s, a, u: self.app.pipeline.remove_photo(u), user_data=index)
+        dpg.configure_item("photo_add", enabled=bool(names))
+        self.app.post(lambda: [dpg.delete_item(t) for t in old])  # next frame: nothing draws them any more
 
     def _show_current(self) -> None:
         image = self._overlay if (self._overlay is not None and dpg.get_value("photo_overlay")) else self._image

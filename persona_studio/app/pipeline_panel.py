@@ -84,7 +84,7 @@ class PipelinePanel:
         from persona_studio.body.motion import preset_motion_paths
 
         dpg.add_text("1. Fit the body model to the photo", color=(200, 200, 255))
-        self._stage_row("fit", "Fit", self.start_fit)
+        self._stage_row("fit", "Fit", lambda: self.start_fit())
         with dpg.group(horizontal=True):
             dpg.add_combo(("full", "quick"), default_value="full", tag="fit_quality", width=70, label="fit")
             dpg.add_checkbox(label="fit as soon as a photo opens", tag="fit_on_open", default_value=True)
@@ -196,9 +196,10 @@ class PipelinePanel:
         dpg.configure_item(f"{stage}_cancel", enabled=False)
 
     # -- stages -------------------------------------------------------------------------------------
-    def start_fit(self) -> None:
-        """Fit the body model to the workspace's photo on a worker (quick or full); Run all continues with
-        Generate."""
+    def start_fit(self, extra_photos: list[Path] = ()) -> None:
+        """Fit the body model to the workspace's photos on a worker (quick or full); Run all continues with
+        Generate. ``extra_photos`` join the subject's photos (all fitted again, one shape); a photo of
+        someone else is refused and the subject stays as it was."""
         from persona_studio.capture.fit import FitSettings
         from persona_studio.capture.pipeline import fit_photo
 
@@ -206,8 +207,14 @@ class PipelinePanel:
         if app.model is None:
             app.show_error("Fit", "the body model is still loading: try again in a moment")
             return
-        photo = app.photo_path or self._original_photo()
-        if photo is None or app.workspace is None:
+        # A newly opened photo is fitted alone; a fitted subject is fitted again with all its photos.
+        photos = [app.photo_path] if app.photo_path is not None and not extra_photos else self._original_photos()
+        if extra_photos:
+            if not photos:
+                app.show_error("Add photo", "fit a first photo of the person before adding more")
+                return
+            photos = [*photos, *extra_photos]
+        if not photos or app.workspace is None:
             app.show_error("Fit", "open a photo first (File > Open photo, drop one, or Sample photo)")
             return
         folder, model = app.workspace, app.model
@@ -217,34 +224,69 @@ class PipelinePanel:
             """Fit and save the Subject; returns it with its overlay images."""
             from persona_studio.app.photo_panel import subject_images
 
-            subject, _ = fit_photo(photo, folder, model=model, settings=settings, progress=progress,
-                                   cancelled=cancelled)
+            subject, _ = fit_photo(photos[0], folder, extra_photos=photos[1:], model=model, settings=settings,
+                                   progress=progress, cancelled=cancelled)
             return subject, subject_images(subject, folder)
 
         def done(result) -> None:
             """Show the fit, unless another photo was opened meanwhile; warns that an existing training set is
             stale."""
             subject, images = result
+            names = " + ".join(Path(p).name for p in photos)
             if app.workspace != folder:  # another photo was opened meanwhile: its workspace stays
-                app.status(f"fitted {Path(photo).name} (workspace {folder})")
+                app.status(f"fitted {names} (workspace {folder})")
                 return
-            stale = ws.WorkspaceStages.of(folder).generated
-            app._set_workspace(folder, subject)
-            app.photo.show_subject(subject, folder, images)
-            app.refresh_scene()
-            app.status(f"fitted {Path(photo).name}" + ("; the training set was made from the previous fit: "
-                                                       "generate and train again" if stale else ""))
+            self._show_refitted(subject, images, f"fitted {names}")
             if self.run_all:
                 self.start_generate()
 
         self._run("fit", work, done)
 
-    def _original_photo(self) -> Path | None:
-        folder = self.app.workspace
-        if folder is None:
-            return None
-        originals = sorted((folder / "subject").glob("original.*"))
-        return originals[0] if originals else None
+    def remove_photo(self, index: int) -> None:
+        """Remove extra photo ``index`` (1 = the second photo) from the subject, on a worker."""
+        from persona_studio.workspace.subject import Subject
+
+        app = self.app
+        folder = app.workspace
+        if folder is None or self.busy():
+            app.show_error("Remove photo", "another stage is running: wait for it or cancel it first")
+            return
+
+        def work():
+            """Save the subject without the photo; returns it with its overlay images."""
+            from persona_studio.app.photo_panel import subject_images
+
+            subject = Subject.load(folder)
+            name = subject.views[index].photo_name
+            subject = subject.without_extra(folder, index)
+            return subject, subject_images(subject, folder), name
+
+        def done(result) -> None:
+            subject, images, name = result
+            if app.workspace == folder:
+                self._show_refitted(subject, images, f"removed {name} from the subject's photos")
+
+        app.run_in_thread("Remove photo", work, done, lambda message: app.show_error("Remove photo", message))
+
+    def _show_refitted(self, subject, images, message: str) -> None:
+        """Show a subject whose photos or fit changed; says when the training set was made from another."""
+        app = self.app
+        stale = ws.WorkspaceStages.of(app.workspace).generated
+        app._set_workspace(app.workspace, subject)
+        app.photo.show_subject(subject, app.workspace, images)
+        app.refresh_scene()
+        app.status(message + ("; the training set was made from the previous fit: generate and train again"
+                              if stale else ""))
+
+    def _original_photos(self) -> list[Path]:
+        from persona_studio.workspace.subject import WorkspaceError, original_photos
+
+        if self.app.workspace is None:
+            return []
+        try:
+            return original_photos(self.app.workspace)
+        except WorkspaceError:
+            return []
 
     def generate_options(self):
         """The Generate row's settings as ``GenerateOptions`` (the generator resolved from the combo)."""

@@ -224,6 +224,10 @@ class App:
                              modal=True):
             dpg.add_file_extension("Images (*.png *.jpg *.jpeg *.webp *.bmp *.tif *.tiff){.png,.jpg,.jpeg,.webp,.bmp,.tif,.tiff}")
             dpg.add_file_extension(".*")
+        with dpg.file_dialog(tag="extra_photo_dialog", show=False, width=700, height=450, modal=True,
+                             callback=lambda s, a: a and a.get("file_path_name") and self.add_photos([Path(a["file_path_name"])])):
+            dpg.add_file_extension("Images (*.png *.jpg *.jpeg *.webp *.bmp *.tif *.tiff){.png,.jpg,.jpeg,.webp,.bmp,.tif,.tiff}")
+            dpg.add_file_extension(".*")
         dpg.add_file_dialog(tag="workspace_dialog", show=False, directory_selector=True, callback=chosen("workspace"),
                             width=700, height=450, modal=True)
         with dpg.file_dialog(tag="motion_dialog", show=False, callback=chosen("motion"), width=700, height=450,
@@ -341,9 +345,22 @@ class App:
 
     # -- opening things -------------------------------------------------------------------------------
     def on_drop(self, paths: list[str]) -> None:
-        """Open each dropped path."""
+        """Open each dropped path; with "dropped photos join" ticked, dropped photos join the fitted subject's."""
+        joining = dpg.get_value("drop_joins") and self.subject is not None
+        joined = [Path(p) for p in paths if joining and ws.classify_drop(p) == "photo"]
         for path in paths:
-            self.open_path(Path(path))
+            if Path(path) not in joined:
+                self.open_path(Path(path))
+        if joined:
+            self.add_photos(joined)
+
+    def add_photos(self, paths: list[Path]) -> None:
+        """More photos of the fitted person: fit every photo again with them (one shape)."""
+        missing = [p for p in paths if not Path(p).is_file()]
+        if missing:
+            self.show_error("Add photo", f"{missing[0]} does not exist: check the path")
+            return
+        self.pipeline.start_fit(extra_photos=[Path(p) for p in paths])
 
     def open_path(self, path: Path) -> None:
         """A photo, a workspace folder or a motion (from a drop, the dialogs, the command line)."""
@@ -459,17 +476,17 @@ class App:
 
         def make():
             """An AvatarPoser of the trained avatar, else a BodyPoser of the fitted body coloured from the
-            photo."""
+            photos."""
             if stages.trained:
                 from persona_studio.avatar.bundle import load_avatar
 
                 avatar, _ = load_avatar(bundle_folder(folder))
                 return AvatarPoser(avatar)
             from persona_studio.render.body import BodyRenderer
-            from persona_studio.render.texture import color_from_photo
+            from persona_studio.render.texture import color_from_views
 
             renderer = BodyRenderer(model, BODY_LEVEL)
-            colors = color_from_photo(renderer, subject.image, subject.mask, subject.camera, subject.smplx)
+            colors = color_from_views(renderer, subject.views)
             return BodyPoser(model, BODY_LEVEL, subject.smplx["betas"], colors)
 
         self._build_poser(make, smplx_tensors(subject.smplx))

@@ -97,6 +97,19 @@ def joint_limit_penalty(body_pose: torch.Tensor, left_hand: torch.Tensor, right_
     return penalty
 
 
+@dataclass
+class FitView:
+    """One photo's detections, as :func:`fit_smplx_views` takes them (see :func:`fit_smplx` for each field)."""
+    image_size: tuple[int, int]  # (width, height) of the working image the landmarks are in
+    body: np.ndarray  # [33, 3] (x, y, confidence)
+    left_hand: np.ndarray  # [21, 3]
+    right_hand: np.ndarray  # [21, 3]
+    face: np.ndarray  # [478, 3]
+    mask: np.ndarray  # [H, W] in [0, 1]
+    person_px: float  # the person's height in pixels
+    body_depth: np.ndarray | None = None  # [33, 3] metres in camera axes, or None/zeros
+
+
 def fit_smplx(image_size: tuple[int, int], body: np.ndarray, left_hand: np.ndarray, right_hand: np.ndarray,
               face: np.ndarray, mask: np.ndarray, person_px: float, model: BodyModel,
               settings: FitSettings | None = None, body_depth: np.ndarray | None = None,
@@ -109,69 +122,90 @@ def fit_smplx(image_size: tuple[int, int], body: np.ndarray, left_hand: np.ndarr
     person's height in pixels (the scale of the keypoint error); ``body_depth`` [33, 3] the body
     landmarks in metres in camera axes (the detector's depth estimate), or ``None``/zeros when unknown.
     """
+    view = FitView(image_size, body, left_hand, right_hand, face, mask, person_px, body_depth)
+    return fit_smplx_views([view], model, settings, progress, cancelled)[0]
+
+
+class _ViewTerms:
+    """What one photo adds to the fit: its camera's focal length and centre, keypoint targets, silhouette,
+    depth-slope and balance terms."""
+
+    def __init__(self, view: FitView, model: BodyModel):
+        width, height = view.image_size
+        self.view = view
+        self.focal = focal_from_fov(width, height)
+        self.centre = torch.tensor([width / 2, height / 2], dtype=torch.float32)
+        self.ids, self.xy, self.weights = landmarks.targets(view.body, view.left_hand, view.right_hand, view.face)
+        self.ids_t, self.xy_t, self.w_t = (torch.as_tensor(a) for a in (self.ids, self.xy, self.weights))
+        self.sigma_sq = (0.04 * view.person_px) ** 2
+        self.silhouette = _SilhouetteTerm(view.mask, self.focal, width, height, model)
+        torso = [J["left_shoulder"], J["right_shoulder"], J["left_hip"], J["right_hip"]]
+        self.torso = torch.isin(self.ids_t, torch.tensor(torso))
+        body_ids = torch.tensor([joint for joint, _ in landmarks.POSE_TO_JOINT.values()])
+        self.is_body = torch.isin(self.ids_t, body_ids)
+        self.depth = _depth_term(view.body, view.body_depth)
+        self.balance = balance_term(model, view.body, view.person_px)
+
+    def keypoints(self, joints: torch.Tensor, cam_t: torch.Tensor, stage: int) -> torch.Tensor:
+        """[J, 3] world joints -> the confidence-weighted robust keypoint error of ``stage``'s keypoints."""
+        pred = project(joints[self.ids_t], cam_t, self.focal, self.centre)
+        err = geman_mcclure((pred - self.xy_t).pow(2).sum(-1), self.sigma_sq)
+        use = self.torso if stage == 0 else self.is_body if stage == 1 else torch.ones_like(self.is_body)
+        return (self.w_t * err * use).sum() / (self.w_t * use).sum().clamp_min(1e-6)
+
+
+def fit_smplx_views(views: list[FitView], model: BodyModel, settings: FitSettings | None = None,
+                    progress: Callable[[float, str], None] | None = None,
+                    cancelled: Callable[[], bool] | None = None) -> list[FitResult]:
+    """Fit ``model`` to photos of one person: each photo its own pose and camera, ONE body shape (betas)
+    for all of them, fitted jointly (the terms of every photo summed); one :class:`FitResult` per view."""
     settings = settings or FitSettings()
     torch.manual_seed(settings.seed)
-    width, height = image_size
-    focal = focal_from_fov(width, height)
-    centre = torch.tensor([width / 2, height / 2], dtype=torch.float32)
-    ids, xy, weights = landmarks.targets(body, left_hand, right_hand, face)
-    ids_t, xy_t, w_t = torch.as_tensor(ids), torch.as_tensor(xy), torch.as_tensor(weights)
-    sigma_sq = (0.04 * person_px) ** 2
-
+    n = len(views)
+    terms_of = [_ViewTerms(view, model) for view in views]
     n_expr = model.layer.num_expression_coeffs
-    p = {
-        "betas": torch.zeros(1, settings.num_betas), "global_orient": torch.zeros(1, 3),
-        "body_pose": torch.zeros(1, 63), "left_hand_pose": torch.zeros(1, 45),
-        "right_hand_pose": torch.zeros(1, 45), "jaw_pose": torch.zeros(1, 3),
-        "expression": torch.zeros(1, n_expr),
+    betas = torch.zeros(1, settings.num_betas)
+    p = {  # per view, one row each
+        "global_orient": torch.zeros(n, 3), "body_pose": torch.zeros(n, 63), "left_hand_pose": torch.zeros(n, 45),
+        "right_hand_pose": torch.zeros(n, 45), "jaw_pose": torch.zeros(n, 3), "expression": torch.zeros(n, n_expr),
     }
     # Arms start relaxed down, the way people stand in photos, rather than in the T-pose.
-    p["body_pose"].view(21, 3)[J["left_shoulder"] - 1, 2] = -1.1
-    p["body_pose"].view(21, 3)[J["right_shoulder"] - 1, 2] = 1.1
-    if body[11, 0] < body[12, 0]:  # subject's left shoulder on the image left: we see the back
-        p["global_orient"][0, 1] = math.pi
-    cam_t = _initial_translation(model, body, focal, centre, person_px)
-    for tensor in (*p.values(), cam_t):
+    p["body_pose"].view(n, 21, 3)[:, J["left_shoulder"] - 1, 2] = -1.1
+    p["body_pose"].view(n, 21, 3)[:, J["right_shoulder"] - 1, 2] = 1.1
+    for i, view in enumerate(views):
+        if view.body[11, 0] < view.body[12, 0]:  # subject's left shoulder on the image left: we see the back
+            p["global_orient"][i, 1] = math.pi
+    cam_t = torch.stack([_initial_translation(model, v.body, t.focal, t.centre, v.person_px)
+                         for v, t in zip(views, terms_of)])  # [n, 3]
+    for tensor in (betas, *p.values(), cam_t):
         tensor.requires_grad_(True)
 
-    silhouette = _SilhouetteTerm(mask, focal, width, height, model)
-    torso = torch.isin(ids_t, torch.tensor([J["left_shoulder"], J["right_shoulder"], J["left_hip"], J["right_hip"]]))
-    body_ids = torch.tensor([joint for joint, _ in landmarks.POSE_TO_JOINT.values()])
-    is_body = torch.isin(ids_t, body_ids)
-    depth_term = _depth_term(body, body_depth)
-    balance = balance_term(model, body, person_px)
-
-    def loss_fn(stage: int) -> tuple[torch.Tensor, dict[str, float]]:
-        """(total loss, each term's value) for ``stage`` 0 (torso and camera), 1 (body) or 2 (all keypoints +
-        silhouette)."""
-        out = model.forward(**p)
-        pred = project(out.joints[0, ids_t], cam_t, focal, centre)
-        err = geman_mcclure((pred - xy_t).pow(2).sum(-1), sigma_sq)
-        use = torso if stage == 0 else is_body if stage == 1 else torch.ones_like(is_body)
-        kp = (w_t * err * use).sum() / (w_t * use).sum().clamp_min(1e-6)
-        bp = p["body_pose"].view(21, 3)
-        lh, rh = p["left_hand_pose"].view(15, 3), p["right_hand_pose"].view(15, 3)
-        prior = ((0.02 if stage < 2 else 0.008) * bp.pow(2).sum()
-                 + 1.0 * joint_limit_penalty(bp, lh, rh)
-                 + settings.shape_prior_weight * p["betas"].pow(2).sum()
-                 + 0.01 * (lh.pow(2).sum() + rh.pow(2).sum())
-                 + 0.01 * p["expression"].pow(2).sum() + 0.05 * p["jaw_pose"].pow(2).sum())
-        terms = {"keypoints": kp, "prior": 0.02 * prior}
-        if depth_term is not None and stage > 0:
-            terms["depth"] = settings.depth_weight * depth_term(out.joints[0])
-        if balance is not None and stage > 0:
-            terms["balance"] = settings.balance_weight * balance(out.vertices[0], out.joints[0])
-        if stage == 2:
-            outside, uncovered = silhouette(out.vertices[0], cam_t)
-            terms["silhouette_outside"] = settings.silhouette_outside_weight * outside
-            terms["silhouette_cover"] = settings.silhouette_cover_weight * uncovered
-        total = sum(terms.values())
-        return total, {k: float(v.detach()) for k, v in terms.items()}
+    def loss_fn(stage: int) -> torch.Tensor:
+        """Total loss for ``stage`` 0 (torso and camera), 1 (body) or 2 (all keypoints + silhouette)."""
+        out = model.forward(betas=betas.expand(n, -1), **p)
+        total = 0.02 * settings.shape_prior_weight * betas.pow(2).sum()
+        for i, t in enumerate(terms_of):
+            bp = p["body_pose"][i].view(21, 3)
+            lh, rh = p["left_hand_pose"][i].view(15, 3), p["right_hand_pose"][i].view(15, 3)
+            prior = ((0.02 if stage < 2 else 0.008) * bp.pow(2).sum()
+                     + 1.0 * joint_limit_penalty(bp, lh, rh)
+                     + 0.01 * (lh.pow(2).sum() + rh.pow(2).sum())
+                     + 0.01 * p["expression"][i].pow(2).sum() + 0.05 * p["jaw_pose"][i].pow(2).sum())
+            total = total + t.keypoints(out.joints[i], cam_t[i], stage) + 0.02 * prior
+            if t.depth is not None and stage > 0:
+                total = total + settings.depth_weight * t.depth(out.joints[i])
+            if t.balance is not None and stage > 0:
+                total = total + settings.balance_weight * t.balance(out.vertices[i], out.joints[i])
+            if stage == 2:
+                outside, uncovered = t.silhouette(out.vertices[i], cam_t[i])
+                total = (total + settings.silhouette_outside_weight * outside
+                         + settings.silhouette_cover_weight * uncovered)
+        return total
 
     stage_params = [
         [cam_t, p["global_orient"]],
-        [cam_t, p["global_orient"], p["body_pose"], p["betas"]],
-        list(p.values()) + [cam_t],
+        [cam_t, p["global_orient"], p["body_pose"], betas],
+        [betas, *p.values(), cam_t],
     ]
     lrs = [0.03, 0.02, 0.01]
     stage_times = []
@@ -186,26 +220,32 @@ def fit_smplx(image_size: tuple[int, int], body: np.ndarray, left_hand: np.ndarr
                 if cancelled is not None and cancelled():
                     raise InterruptedError("fit cancelled")
                 opt.zero_grad()
-                loss, _ = loss_fn(stage)
-                loss.backward()
-                cam_t.grad[2] *= 10.0  # depth moves the image slowly: speed it up
+                loss_fn(stage).backward()
+                cam_t.grad[:, 2] *= 10.0  # depth moves the image slowly: speed it up
                 opt.step()
                 done += 1
                 if progress is not None and i % 10 == 0:
                     progress(done / total_iters, f"fitting: stage {stage + 1}/3")
             stage_times.append(time.time() - t0)
 
-    params = {k: v.detach()[0].numpy().copy() for k, v in p.items()}
-    params.update(leye_pose=np.zeros(3, np.float32), reye_pose=np.zeros(3, np.float32),
-                  transl=np.zeros(3, np.float32))  # eyes look ahead; the camera carries the translation
-    camera = Camera(CAMERA_R, cam_t.detach().numpy().astype(np.float64), focal, focal,
-                    width / 2, height / 2, width, height)
+    results = []
     with torch.no_grad():
-        out = model.forward(**p)
-        metrics = fit_metrics(out, ids, xy, weights, body, mask, camera, model, person_px)
-        if depth_term is not None:  # how far each segment's tilt in depth ends from the detector's
-            metrics["depth_slope_rms"] = round(float(depth_term(out.joints[0]).sqrt()), 4)
-    return FitResult(params=params, camera=camera, metrics=metrics, stages_seconds=stage_times)
+        out = model.forward(betas=betas.expand(n, -1), **p)
+    for i, (view, t) in enumerate(zip(views, terms_of)):
+        params = {"betas": betas.detach()[0].numpy().copy(),
+                  **{k: v.detach()[i].numpy().copy() for k, v in p.items()}}
+        params.update(leye_pose=np.zeros(3, np.float32), reye_pose=np.zeros(3, np.float32),
+                      transl=np.zeros(3, np.float32))  # eyes look ahead; the camera carries the translation
+        width, height = view.image_size
+        camera = Camera(CAMERA_R, cam_t.detach()[i].numpy().astype(np.float64), t.focal, t.focal,
+                        width / 2, height / 2, width, height)
+        with torch.no_grad():
+            single = model.forward(**{k: torch.as_tensor(v)[None] for k, v in params.items()})
+            metrics = fit_metrics(single, t.ids, t.xy, t.weights, view.body, view.mask, camera, model, view.person_px)
+            if t.depth is not None:  # how far each segment's tilt in depth ends from the detector's
+                metrics["depth_slope_rms"] = round(float(t.depth(out.joints[i]).sqrt()), 4)
+        results.append(FitResult(params=params, camera=camera, metrics=metrics, stages_seconds=stage_times))
+    return results
 
 
 def _depth_term(body: np.ndarray, body_depth: np.ndarray | None

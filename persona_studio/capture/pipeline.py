@@ -1,10 +1,11 @@
-"""photo -> Subject: intake, detection, SMPL-X fit, written into a workspace (the `fit` stage)."""
+"""photo(s) -> Subject: intake, detection, SMPL-X fit, written into a workspace (the `fit` stage)."""
 
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -12,10 +13,11 @@ from PIL import Image, ImageDraw
 
 from persona_studio.body.model import BodyModel, load_body_model, smplx_tensors
 from persona_studio.capture.detect import Detection, MediaPipeDetector, PersonDetector
-from persona_studio.capture.fit import FitSettings, fit_smplx
+from persona_studio.capture.fit import FitSettings, FitView, fit_smplx_views
+from persona_studio.capture.identity import compare_photos
 from persona_studio.render.mesh import mesh_silhouette
 from persona_studio.capture.intake import load_photo
-from persona_studio.workspace.subject import Subject
+from persona_studio.workspace.subject import MAX_PHOTOS, Subject
 from persona_studio.workspace.folders import prepare_stage
 
 Progress = Callable[[float, str], None]
@@ -39,44 +41,68 @@ def overlay(image: np.ndarray, detection: Detection, silhouette: np.ndarray, joi
     return np.asarray(picture)
 
 
-def fit_photo(photo_path: str | Path, workspace: str | Path, *, model: BodyModel | None = None,
-              detector: PersonDetector | None = None, settings: FitSettings | None = None,
-              progress: Progress | None = None, cancelled: Callable[[], bool] | None = None
-              ) -> tuple[Subject, Path]:
+class SamePersonError(ValueError):
+    """An extra photo that does not show the first photo's person (in the same clothes)."""
+
+
+def fit_photo(photo_path: str | Path, workspace: str | Path, *, extra_photos: Sequence[str | Path] = (),
+              model: BodyModel | None = None, detector: PersonDetector | None = None,
+              settings: FitSettings | None = None, progress: Progress | None = None,
+              cancelled: Callable[[], bool] | None = None) -> tuple[Subject, Path]:
     """Run the whole fit stage and save ``workspace/subject/``; returns the Subject and that folder.
 
+    ``extra_photos`` are more photos of the same person (a back or side shot): each gets its own
+    detection, pose and camera, with one body shape fitted jointly over all of them; one that shows
+    someone else, or other clothes, is refused (:class:`SamePersonError`) before anything is written.
     ``model`` defaults to the open body model (the caller passes the official one when the user has it).
     """
     report = progress or (lambda fraction, message: None)
     t0 = time.time()
-    report(0.0, "reading the photo")
-    photo = load_photo(photo_path)
-    report(0.03, "finding the person (mask and keypoints)")
-    detection = (detector or MediaPipeDetector()).detect(photo)
-    prepare_stage(Path(workspace), "fit")  # after the quick checks of the photo, before the minutes of fitting
+    paths = [Path(photo_path), *map(Path, extra_photos)]
+    if len(paths) > MAX_PHOTOS:
+        raise ValueError(f"{len(paths)} photos: a subject takes at most {MAX_PHOTOS}")
+    detector = detector or MediaPipeDetector()
+    photos, detections = [], []
+    for i, path in enumerate(paths):
+        which = "the photo" if len(paths) == 1 else f"photo {i + 1}/{len(paths)}"
+        report(0.1 * i / len(paths), f"reading {which}")
+        photos.append(load_photo(path))
+        report(0.1 * (i + 0.3) / len(paths), f"finding the person in {which} (mask and keypoints)")
+        detections.append(detector.detect(photos[-1]))
+    prepare_stage(Path(workspace), "fit")  # after the quick checks of the photos, before the minutes of fitting
     model = model or load_body_model("open")
-    report(0.1, "fitting the body model")
-    h, w = photo.image.shape[:2]
-    mask = np.round(np.clip(detection.mask, 0, 1) * 255) / 255  # exactly what the PNG keeps
-    result = fit_smplx((w, h), detection.body, detection.left_hand, detection.right_hand, detection.face,
-                       mask, detection.person_height_px, model, settings, body_depth=detection.body_depth,
-                       progress=lambda f, m: report(0.1 + 0.85 * f, m), cancelled=cancelled)
-    params = smplx_tensors(result.params)
-    with torch.no_grad():
-        out = model.forward(**params)
-    vertices, joints = out.vertices[0].numpy(), out.joints[0].numpy()
-    silhouette = mesh_silhouette(vertices, model.faces, result.camera)
-    picture = overlay(photo.image, detection, silhouette, result.camera.project(joints)[:, :2])
-    metrics = {**result.metrics, "fit_seconds": round(time.time() - t0, 1)}
-    subject = Subject(
-        image=photo.image, mask=mask.astype(np.float32),
-        keypoints={"body": detection.body, "body_depth": detection.body_depth, "left_hand": detection.left_hand,
-                   "right_hand": detection.right_hand, "face": detection.face},
-        smplx=result.params, camera=result.camera,
-        body_model={"kind": model.info.kind, "path": str(model.info.path), "num_betas": model.info.num_betas,
-                    **{k: str(v) for k, v in model.info.details.items() if k == "builder version"}},
-        metrics=metrics, photo_name=Path(photo_path).name,
-        notes=list(photo.notes) + list(detection.notes))
-    folder = subject.save(workspace, photo.source, overlay=picture)
+    report(0.1, "fitting the body model" + ("" if len(paths) == 1 else f" to {len(paths)} photos, one shape"))
+    masks = [np.round(np.clip(d.mask, 0, 1) * 255) / 255 for d in detections]  # exactly what the PNG keeps
+    views = [FitView((p.image.shape[1], p.image.shape[0]), d.body, d.left_hand, d.right_hand, d.face, m,
+                     d.person_height_px, d.body_depth) for p, d, m in zip(photos, detections, masks)]
+    results = fit_smplx_views(views, model, settings, progress=lambda f, m: report(0.1 + 0.8 * f, m),
+                              cancelled=cancelled)
+    body_model = {"kind": model.info.kind, "path": str(model.info.path), "num_betas": model.info.num_betas,
+                  **{k: str(v) for k, v in model.info.details.items() if k == "builder version"}}
+    subjects, overlays = [], []
+    for path, photo, detection, mask, result in zip(paths, photos, detections, masks, results):
+        with torch.no_grad():
+            out = model.forward(**smplx_tensors(result.params))
+        vertices, joints = out.vertices[0].numpy(), out.joints[0].numpy()
+        silhouette = mesh_silhouette(vertices, model.faces, result.camera)
+        overlays.append(overlay(photo.image, detection, silhouette, result.camera.project(joints)[:, :2]))
+        subjects.append(Subject(
+            image=photo.image, mask=mask.astype(np.float32),
+            keypoints={"body": detection.body, "body_depth": detection.body_depth,
+                       "left_hand": detection.left_hand, "right_hand": detection.right_hand, "face": detection.face},
+            smplx=result.params, camera=result.camera, body_model=body_model,
+            metrics={**result.metrics, "fit_seconds": round(time.time() - t0, 1)}, photo_name=path.name,
+            notes=list(photo.notes) + list(detection.notes)))
+    if len(views) > 1:
+        report(0.96, "checking that the photos show one person")
+        alone = [fit_smplx_views([view], model, settings, cancelled=cancelled)[0].params["betas"] for view in views]
+        for i, betas in enumerate(alone[1:], 1):
+            problem, gain = compare_photos(model, subjects[0], subjects[i], alone[0], betas)
+            if problem:
+                raise SamePersonError(problem)
+            subjects[i] = replace(subjects[i], colour_gain=tuple(round(float(g), 4) for g in gain))
+    first = subjects[0]
+    subject = replace(first, extras=subjects[1:])
+    folder = subject.save(workspace, [photo.source for photo in photos], overlays)
     report(1.0, "fitted")
     return subject, folder

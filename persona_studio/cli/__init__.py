@@ -63,15 +63,20 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     from persona_studio.body.model import load_body_model
 
     model = load_body_model(official_path=Settings.load().official_smplx_path())
-    subject, folder = fit_photo(args.photo, args.workspace, model=model, progress=progress_printer("fit"))
-    m = subject.metrics
-    print(f"fit of {args.photo} in {m['fit_seconds']} s ({subject.body_model['kind']} body model)")
-    print(f"  keypoint reprojection error: {m['keypoint_error_pct_height']:.2f} % of person height "
-          f"(mean over {m['keypoints_scored']} confident body keypoints; max {m['keypoint_error_max_pct_height']:.2f} %)")
-    print(f"  body silhouette inside the person mask: {m['silhouette_inside_mask_pct']:.1f} %")
-    print(f"  person mask covered by the body: {m['mask_covered_pct']:.1f} %")
-    for note in subject.notes:
-        print(f"  note: {note}")
+    subject, folder = fit_photo(args.photo, args.workspace, extra_photos=args.extra or (), model=model,
+                                progress=progress_printer("fit"))
+    photos = "" if not subject.extras else f" and {len(subject.extras)} more (one body shape)"
+    print(f"fit of {args.photo}{photos} in {subject.metrics['fit_seconds']} s ({subject.body_model['kind']} body model)")
+    for view in subject.views:
+        m = view.metrics
+        if subject.extras:
+            print(f"  {view.photo_name}:")
+        print(f"  keypoint reprojection error: {m['keypoint_error_pct_height']:.2f} % of person height "
+              f"(mean over {m['keypoints_scored']} confident body keypoints; max {m['keypoint_error_max_pct_height']:.2f} %)")
+        print(f"  body silhouette inside the person mask: {m['silhouette_inside_mask_pct']:.1f} %")
+        print(f"  person mask covered by the body: {m['mask_covered_pct']:.1f} %")
+        for note in view.notes:
+            print(f"  note: {note}")
     print(f"wrote {folder}")
     return 0
 
@@ -125,6 +130,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     sys.stderr.write("\n")
     print(f"trained {figures['step']} steps in {figures['seconds']} s ({args.preset} preset)")
     print(f"  photo view: masked PSNR {figures['photo_psnr']:.2f} dB")
+    if "other_photos_psnr" in figures:
+        print(f"  the other photos' views: masked PSNR {figures['other_photos_psnr']:.2f} dB (mean)")
     if "held_out_mask_iou" in figures:
         print(f"  held-out generated frames: mask IoU {figures['held_out_mask_iou']:.3f}")
     print(f"wrote {trainer.folder}")
@@ -212,6 +219,9 @@ def build_parser() -> argparse.ArgumentParser:
     fit = commands.add_parser("fit", help="fit the body model to a photo and write the Subject into a workspace")
     fit.add_argument("photo", type=Path, help="PNG, JPEG, WebP, BMP or TIFF of one person, whole body")
     fit.add_argument("-w", "--workspace", type=Path, required=True, help="the avatar's workspace folder")
+    fit.add_argument("--extra", type=Path, nargs="+", metavar="PHOTO",
+                     help="more photos of the same person in the same clothes (a back or side shot): each its "
+                          "own pose and camera, one body shape for all")
     fit.set_defaults(run=_cmd_fit)
 
     gen = commands.add_parser("generate", help="make the training set: driving motions, generated frames, "

@@ -143,12 +143,15 @@ def _read_manifest(archive: zipfile.ZipFile, source: Path) -> dict[str, dict]:
 
 
 def _bundle_may_hold(name: str) -> bool:
-    """Whether ``name`` is a file a workspace bundle carries: the avatar bundle's, or the Subject's."""
+    """Whether ``name`` is a file a workspace bundle carries: the avatar bundle's, or the Subject's (its
+    extra photos' included)."""
     path = PurePosixPath(name)
     if "\\" in name or path.is_absolute() or len(path.parts) < 2 or str(path) != name:
         return False
     folder, file = str(path.parent), path.name
-    return (folder == BUNDLE_DIR and file in BUNDLE_FILES) or (folder == SUBJECT_DIR and is_subject_file(file))
+    if path.parts[0] == SUBJECT_DIR:  # the Subject's files, its extra photos' included
+        return is_subject_file(PurePosixPath(*path.parts[1:]).as_posix())
+    return folder == BUNDLE_DIR and file in BUNDLE_FILES
 
 
 def _read_member(src, name: str, source: Path) -> bytes:

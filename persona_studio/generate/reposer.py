@@ -31,7 +31,8 @@ from persona_studio.workspace.training_set import PhotoSurface
 from persona_studio.render.body import BodyRenderer
 from persona_studio.render.camera import Camera
 from persona_studio.render.image import photo_on_white
-from persona_studio.render.texture import color_from_photo, extend_displacement, infer_colors, photo_visibility
+from persona_studio.render.texture import (combine_visibility, extend_displacement, infer_colors, photo_visibility,
+                                          seen_colors)
 
 FIT_SIZE = 256  # longer side of the photo while fitting the surface
 FIT_STEPS = 100
@@ -40,7 +41,7 @@ FIT_STEPS = 100
 def photo_targets(subject: Subject, size: int) -> tuple[Camera, torch.Tensor, torch.Tensor]:
     """The photo at ``size`` (longer side): camera, [H, W, 3] person on white, [H, W] mask."""
     camera = subject.camera.with_longer_side(size)
-    on_white, mask = photo_on_white(subject.image / np.float32(255), subject.mask, (camera.width, camera.height))
+    on_white, mask = photo_on_white(subject.balanced_image / np.float32(255), subject.mask, (camera.width, camera.height))
     return camera, torch.as_tensor(on_white), torch.as_tensor(mask)
 
 
@@ -48,22 +49,25 @@ def fit_surface_to_photo(renderer: BodyRenderer, subject: Subject, steps: int = 
                          progress: Callable[[float, str], None] | None = None,
                          cancelled: Callable[[], bool] | None = None) -> PhotoSurface:
     """Displacements along the normals (smooth: a Laplacian keeps neighbours together) and colours of
-    the vertices the photo sees squarely, fitted so that the posed body's render matches the photo (L1
-    on the image on white and on the mask); then the volume and the colours are carried round the side
-    the photo does not see (``render.texture``).
+    the vertices the photos see squarely, fitted so that the posed body's render matches every photo of
+    the subject (L1 on the image on white and on the mask, each photo in its own pose and camera); then
+    the volume and the colours are carried round what no photo sees (``render.texture``). Each vertex's
+    colour starts from the photo that sees it best.
 
     Only squarely seen colours are refined: at grazing angles the photo blends into its background (a
     colour refined there becomes a light streak), and colours the photo does not see get gradients
     thousands of times smaller than seen ones through the last bit of transmittance, which Adam would
     blow up into full-size noisy steps (a speckled back).
     """
-    camera, target, mask = photo_targets(subject, size)
+    views = subject.views
+    targets = [photo_targets(view, size) for view in views]
     with torch.no_grad():
-        posed = renderer.model.forward(**smplx_tensors(subject.smplx)).vertices[0]
-    visibility = photo_visibility(renderer, subject.mask, subject.camera, subject.smplx)
-    base = torch.as_tensor(color_from_photo(renderer, subject.image, subject.mask, subject.camera, subject.smplx,
-                                            visibility=visibility))
+        posed = [renderer.model.forward(**smplx_tensors(view.smplx)).vertices[0] for view in views]
+    visibility, best = combine_visibility(
+        [photo_visibility(renderer, view.mask, view.camera, view.smplx) for view in views])
     trusted = visibility.reliable
+    base = torch.as_tensor(infer_colors(renderer, visibility, seen_colors([v.balanced_image for v in views], visibility, best),
+                                        subject.smplx["betas"]))
     refined = torch.as_tensor(trusted)[:, None]
     n = renderer.interp.shape[0]
     displacement = torch.zeros(n, requires_grad=True)
@@ -76,16 +80,18 @@ def fit_surface_to_photo(renderer: BodyRenderer, subject: Subject, steps: int = 
             if cancelled is not None and cancelled():
                 raise InterruptedError("generation cancelled")
             colors = (base + color_change * refined).clamp(0, 1)
-            out = renderer.splat(posed, colors, camera, displacement)
-            alpha = out.alpha[0, ..., 0]
-            image = out.features[0, ..., :3] + (1 - alpha[..., None])
-            loss = ((image - target).abs().mean() + (alpha - mask).abs().mean()
-                    + 1e4 * uniform_laplacian(displacement[:, None], neighbours, counts))
+            loss = 1e4 * uniform_laplacian(displacement[:, None], neighbours, counts)
+            for vertices, (camera, target, mask) in zip(posed, targets):
+                out = renderer.splat(vertices, colors, camera, displacement)
+                alpha = out.alpha[0, ..., 0]
+                image = out.features[0, ..., :3] + (1 - alpha[..., None])
+                loss = loss + (image - target).abs().mean() + (alpha - mask).abs().mean()
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             optimiser.step()
             if progress is not None:
-                progress((step + 1) / steps, f"re-poser: fitting the surface to the photo {step + 1}/{steps}")
+                photos = "the photo" if len(views) == 1 else f"{len(views)} photos"
+                progress((step + 1) / steps, f"re-poser: fitting the surface to {photos} {step + 1}/{steps}")
     refined_colors = (base + color_change * refined).clamp(0, 1).detach().numpy()
     colors = infer_colors(renderer, visibility, refined_colors, subject.smplx["betas"], trusted)
     shift = extend_displacement(renderer, displacement.detach().numpy(), visibility)

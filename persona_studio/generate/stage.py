@@ -35,7 +35,7 @@ from persona_studio.generate.reposer import fit_surface_to_photo, render_sequenc
 from persona_studio.render.body import BodyRender, BodyRenderer
 from persona_studio.generate.skeleton_video import draw_skeleton, openpose_points
 from persona_studio.workspace.training_set import (FORMAT_VERSION, SURFACE_FILE, TRAINING_DIR, PhotoSurface, frame_name,
-                                                  smplx_to_json, write_frame)
+                                                  photo_folder, smplx_to_json, write_frame)
 
 Progress = Callable[[float, str], None]
 GENERATORS = ("reposer", "mimicmotion", "import")
@@ -242,7 +242,7 @@ def generate_training_set(workspace: str | Path, options: GenerateOptions | None
             surface = fit_surface_to_photo(renderer, subject, progress=lambda f, m: report(0.1 + 0.1 * f, m),
                                            cancelled=cancelled)
             surface.save(folder / SURFACE_FILE)
-        _write_photo_frame(folder, subject, model, renderer, surface)
+        _write_photo_frames(folder, subject, model, renderer, surface)
         if not options.kit_only:
             body_frames = render_sequence(renderer, surface, vertices, sequence.camera,
                                           lambda f, m: report(0.2 + 0.78 * f, m), cancelled)
@@ -273,7 +273,7 @@ def generate_training_set(workspace: str | Path, options: GenerateOptions | None
         manifest = {
             "format_version": FORMAT_VERSION, "generator": options.generator,
             "motions": {name: int(sum(1 for n in sequence.motion_names if n == name)) for name in motions},
-            "generated_frames": 0 if options.kit_only else sequence.num_frames,
+            "generated_frames": 0 if options.kit_only else sequence.num_frames, "photos": len(subject.views),
             "kit_frames": sequence.num_frames, "size": list(options.size), "fps": sequence.fps,
             "template_level": options.level, "kit_only": options.kit_only,
             "body_model": subject.body_model, "seconds": round(time.time() - t0, 1), "notes": notes,
@@ -304,14 +304,16 @@ def _sapiens_targets(geometry, rgb: np.ndarray, mask: np.ndarray, body: BodyRend
     return BodyRender(rgb=body.rgb, mask=mask, depth=depth, normal=normal, parts=parts)
 
 
-def _write_photo_frame(folder: Path, subject: Subject, model: BodyModel, renderer: BodyRenderer,
-                       surface: PhotoSurface | None) -> None:
-    """Frame 0: the photo, its detected mask, and the fitted body's depth/normals/parts as its targets
-    (of the surface fitted to the photo when there is one)."""
+def _write_photo_frames(folder: Path, subject: Subject, model: BodyModel, renderer: BodyRenderer,
+                        surface: PhotoSurface | None) -> None:
+    """The subject's photos (frame 0 and the extra photos), their detected masks, and the fitted body's
+    depth/normals/parts as their targets (of the surface fitted to the photos when there is one)."""
     displacement = None if surface is None else torch.as_tensor(surface.displacement)
-    with torch.no_grad():
-        posed = model.forward(**smplx_tensors(subject.smplx)).vertices[0]
-        body = renderer.render(posed, torch.ones(renderer.interp.shape[0], 3), subject.camera,
-                               displacement=displacement)
-    write_frame(folder, 0, subject.image, subject.mask, body.depth, body.normal, body.parts, subject.smplx)
-    (folder / "photo" / "camera.json").write_text(json.dumps(subject.camera.to_json(), indent=1) + "\n")
+    for photo, view in enumerate(subject.views):
+        with torch.no_grad():
+            posed = model.forward(**smplx_tensors(view.smplx)).vertices[0]
+            body = renderer.render(posed, torch.ones(renderer.interp.shape[0], 3), view.camera,
+                                   displacement=displacement)
+        write_frame(folder, 0, view.balanced_image, view.mask, body.depth, body.normal, body.parts, view.smplx,
+                    photo=photo)
+        (photo_folder(folder, photo) / "camera.json").write_text(json.dumps(view.camera.to_json(), indent=1) + "\n")

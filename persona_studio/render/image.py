@@ -25,3 +25,20 @@ def photo_on_white(rgb: np.ndarray, mask: np.ndarray, size: tuple[int, int]) -> 
     mask = np.clip(resize_image(mask, size), 0.0, 1.0)
     rgb = resize_image(rgb, size)
     return rgb * mask[..., None] + (1.0 - mask[..., None]), mask
+
+
+def srgb_to_linear(rgb: np.ndarray) -> np.ndarray:
+    """sRGB values in [0, 1] -> linear intensities."""
+    return np.where(rgb <= 0.04045, rgb / 12.92, ((rgb + 0.055) / 1.055) ** 2.4)
+
+
+def linear_to_srgb(linear: np.ndarray) -> np.ndarray:
+    """Linear intensities in [0, 1] -> sRGB values."""
+    return np.where(linear <= 0.0031308, linear * 12.92, 1.055 * np.maximum(linear, 0) ** (1 / 2.4) - 0.055)
+
+
+def with_colour_gain(image: np.ndarray, gain) -> np.ndarray:
+    """[H, W, 3] uint8 sRGB with each channel's linear intensity multiplied by ``gain`` [3] (an exposure
+    and white-balance change), as uint8."""
+    linear = srgb_to_linear(image.astype(np.float32) / 255.0) * np.asarray(gain, np.float32)
+    return (linear_to_srgb(np.clip(linear, 0.0, 1.0)) * 255 + 0.5).astype(np.uint8)

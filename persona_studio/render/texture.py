@@ -54,12 +54,12 @@ class PhotoVisibility:
     facing: np.ndarray  # [V] cosine between the vertex normal and the direction to the camera (< 0: away)
     edge_px: np.ndarray  # [V] distance in pixels from the projection to the mask's edge (0 outside)
     uvz: np.ndarray  # [V, 3] projection (u, v, depth)
-    person_px: float  # the person's height in the photo, pixels
+    person_px: float | np.ndarray  # the person's height in the photo, pixels (per vertex: its photo's)
 
     @property
     def reliable(self) -> np.ndarray:
         """[V] bool: seen squarely and away from the silhouette, where a photo colour is trustworthy."""
-        return self.seen & (self.facing >= SQUARE_COS) & (self.edge_px >= max(1.5, EDGE_SHARE * self.person_px))
+        return self.seen & (self.facing >= SQUARE_COS) & (self.edge_px >= np.maximum(1.5, EDGE_SHARE * self.person_px))
 
 
 def photo_visibility(renderer: BodyRenderer, mask: np.ndarray, camera: Camera, smplx: dict[str, np.ndarray],
@@ -85,6 +85,23 @@ def photo_visibility(renderer: BodyRenderer, mask: np.ndarray, camera: Camera, s
     rows = np.flatnonzero(person.any(1))
     person_px = float(rows[-1] - rows[0] + 1) if len(rows) else float(h)
     return PhotoVisibility(seen, facing, edge_px, uvz, person_px)
+
+
+def combine_visibility(visibilities: list[PhotoVisibility]) -> tuple[PhotoVisibility, np.ndarray]:
+    """Several photos' visibilities of the same dense vertices as one: each vertex as the photo that sees
+    it best (squarely and away from its silhouette first, then seen at all, then turned most towards
+    it). Returns that visibility (seen: by any photo) and [V] the index of each vertex's photo."""
+    if len(visibilities) == 1:
+        return visibilities[0], np.zeros(len(visibilities[0].seen), np.int64)
+    facing = np.stack([v.facing for v in visibilities])  # [P, V]
+    seen = np.stack([v.seen for v in visibilities])
+    reliable = np.stack([v.reliable for v in visibilities])
+    best = (facing + 2.0 * seen + 4.0 * reliable).argmax(0)  # [V]
+    rows = np.arange(len(best))
+    edge_px = np.stack([v.edge_px for v in visibilities])[best, rows]
+    uvz = np.stack([v.uvz for v in visibilities])[best, rows]
+    person_px = np.array([v.person_px for v in visibilities], np.float64)[best]
+    return PhotoVisibility(seen.any(0), facing[best, rows], edge_px, uvz, person_px), best
 
 
 def mesh_mean_operator(faces: np.ndarray, num_vertices: int) -> sp.csr_matrix:
@@ -184,7 +201,7 @@ def infer_colors(renderer: BodyRenderer, visibility: PhotoVisibility, photo_colo
         joints = out.joints[0].numpy()
     eye_y = float(joints[JOINT_INDEX["left_eye"], 1])
     levels = (eye_y - CHIN_BELOW_EYES, eye_y)
-    inside = visibility.seen & (visibility.edge_px >= max(1.5, EDGE_SHARE * visibility.person_px))
+    inside = visibility.seen & (visibility.edge_px >= np.maximum(1.5, EDGE_SHARE * visibility.person_px))
     back = inferred_back_colors(photo_colors, trusted, rest.numpy(), rest_normals, renderer.parts, levels,
                                 crown_seen=inside)
     # A head's sides are hair or ears, never the face stretched round: there the inferred colour holds
@@ -203,9 +220,33 @@ def color_from_photo(renderer: BodyRenderer, image: np.ndarray, mask: np.ndarray
     """[V, 3] colours of the dense template vertices from the photo ``image`` [H, W, 3] uint8: taken
     where the photo sees the surface squarely, inferred elsewhere (:func:`infer_colors`)."""
     visibility = visibility or photo_visibility(renderer, mask, camera, smplx, displacement)
-    rgb = image.astype(np.float32) / 255.0
-    photo = bilinear(rgb, visibility.uvz[:, 0] - 0.5, visibility.uvz[:, 1] - 0.5)
-    return infer_colors(renderer, visibility, photo, smplx["betas"])
+    return color_from_photos(renderer, [image], [visibility], smplx["betas"])
+
+
+def seen_colors(images: list[np.ndarray], visibility: PhotoVisibility, best: np.ndarray) -> np.ndarray:
+    """[V, 3] each vertex's colour in its photo (``images`` [H, W, 3] uint8; ``visibility`` and ``best``
+    from :func:`combine_visibility`)."""
+    out = np.zeros((len(best), 3), np.float32)
+    for i, image in enumerate(images):
+        rows = best == i
+        out[rows] = bilinear(image.astype(np.float32) / 255.0, visibility.uvz[rows, 0] - 0.5, visibility.uvz[rows, 1] - 0.5)
+    return out
+
+
+def color_from_photos(renderer: BodyRenderer, images: list[np.ndarray], visibilities: list[PhotoVisibility],
+                      betas: np.ndarray) -> np.ndarray:
+    """[V, 3] colours from photos of one person (``images`` [H, W, 3] uint8 and how each sees the body):
+    each vertex from the photo that sees it best, inferred where none sees it squarely."""
+    visibility, best = combine_visibility(visibilities)
+    return infer_colors(renderer, visibility, seen_colors(images, visibility, best), betas)
+
+
+def color_from_views(renderer: BodyRenderer, views) -> np.ndarray:
+    """[V, 3] colours from photos of one person, each given as an object with ``balanced_image`` [H, W, 3]
+    uint8 (its colours matched to the first's), ``mask``, ``camera`` and ``smplx`` (a Subject's
+    ``views``): :func:`color_from_photos`."""
+    visibilities = [photo_visibility(renderer, view.mask, view.camera, view.smplx) for view in views]
+    return color_from_photos(renderer, [view.balanced_image for view in views], visibilities, views[0].smplx["betas"])
 
 
 def extend_displacement(renderer: BodyRenderer, displacement: np.ndarray, visibility: PhotoVisibility) -> np.ndarray:

@@ -24,12 +24,17 @@ def preview_image(out: RasterOutput) -> np.ndarray:
 
 @torch.no_grad()
 def evaluate(avatar: Avatar, frames: list[FrameData], held_out: list[int],
-             photo_params: dict[str, torch.Tensor]) -> dict[str, float]:
-    """Masked PSNR on the photo's view (posed with ``photo_params``, its learnt correction included);
-    mask IoU on the ``held_out`` generated frames, posed with their own SMPL-X (no correction learnt)."""
-    photo = frames[0]
-    rgb = on_white(render_frame(avatar, photo, photo_params))
-    result = {"photo_psnr": losses.masked_psnr(rgb[None], photo.rgb[None], photo.mask[None])}
+             photo_params: dict[int, dict[str, torch.Tensor]]) -> dict[str, float]:
+    """Masked PSNR on the photo's view (frame 0) and, with more photos, on the others' (their mean);
+    each posed with ``photo_params[index]`` (its learnt correction included); mask IoU on the
+    ``held_out`` generated frames, posed with their own SMPL-X (no correction learnt)."""
+    psnr = {}
+    for index, params in photo_params.items():
+        rgb = on_white(render_frame(avatar, frames[index], params))
+        psnr[index] = losses.masked_psnr(rgb[None], frames[index].rgb[None], frames[index].mask[None])
+    result = {"photo_psnr": psnr[0]}
+    if len(psnr) > 1:
+        result["other_photos_psnr"] = float(np.mean([v for i, v in psnr.items() if i != 0]))
     ious = []
     for index in held_out:
         f = frames[index]

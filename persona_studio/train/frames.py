@@ -1,6 +1,6 @@
 """The training set's frames as tensors at the training resolution, and which of them are held out.
 
-Frame 0 is the photo, frames 1..T the generated ones. Colours go on white like the renders; depth,
+Frame 0 is the photo, frames 1..T the generated ones, T+1.. the subject's extra photos. Colours go on white like the renders; depth,
 normals and part labels are resized nearest (no blended labels or depths across an edge); each frame
 also carries the body mesh's hands rendered from its camera (the hand-mask loss's target).
 """
@@ -65,10 +65,9 @@ def load_frames(ts: TrainingSet, model: BodyModel, resolution: int) -> list[Fram
     return out
 
 
-def split_generated(count: int, held_out_share: float) -> tuple[list[int], list[int]]:
-    """Frames 1..count-1 -> (trained on, held out): every k-th generated frame is held out for the
-    mask-IoU figure, none when there are too few (4 or fewer) to spare one."""
-    generated = list(range(1, count))
+def split_generated(generated: list[int], held_out_share: float) -> tuple[list[int], list[int]]:
+    """The generated frames' indices -> (trained on, held out): every k-th generated frame is held out
+    for the mask-IoU figure, none when there are too few (4 or fewer) to spare one."""
     n_held = int(round(len(generated) * held_out_share)) if len(generated) > 4 else 0
     held_out = generated[:: max(1, len(generated) // max(n_held, 1))][:n_held] if n_held else []
     return [i for i in generated if i not in held_out], held_out

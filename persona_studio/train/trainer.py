@@ -28,7 +28,7 @@ from persona_studio.cpu_share import CpuShare
 from persona_studio.body.model import BodyModel
 from persona_studio.body.subdivide import mesh_neighbours
 from persona_studio.render.body import BodyRenderer, vertex_normals
-from persona_studio.render.texture import color_from_photo
+from persona_studio.render.texture import color_from_views
 from persona_studio.train.evaluation import evaluate, preview_image
 from persona_studio.train.frames import load_frames, split_generated
 from persona_studio.train.sampler import BalancedSampler
@@ -200,10 +200,11 @@ class Trainer:
         ts = TrainingSet(self.workspace)
         self.training_set_identity = ts.identity
         self.frames = load_frames(ts, self.model, s.resolution)
-        train_frames, self.held_out = split_generated(len(self.frames), s.held_out_share)
-        share = s.photo_share if s.balanced_sampling else 1.0 / (len(train_frames) + 1)
+        train_frames, self.held_out = split_generated(ts.generated_indices, s.held_out_share)
+        self.photo_indices = ts.photo_indices
+        share = s.photo_share if s.balanced_sampling else len(self.photo_indices) / (len(train_frames) + len(self.photo_indices))
         self._photo_share = share
-        self.sampler = BalancedSampler(train_frames, share, s.seed)
+        self.sampler = BalancedSampler(train_frames, share, s.seed, photos=self.photo_indices)
         if self.checkpoint_path.is_file():
             self.avatar, extra, saved = load_checkpoint(self.checkpoint_path)
             self.step = int(saved["step"])
@@ -220,7 +221,7 @@ class Trainer:
             surface = None  # a coarser surface than the avatar: colour it from the photo instead
         if surface is None:
             renderer = BodyRenderer(self.model, s.template_level)
-            colors = lambda interp, v: color_from_photo(renderer, sub.image, sub.mask, sub.camera, sub.smplx)  # noqa: E731
+            colors = lambda interp, v: color_from_views(renderer, sub.views)  # noqa: E731
         else:  # finer levels keep the coarser levels' vertices first (midpoint subdivision)
             colors = lambda interp, v: surface.colors[: interp.shape[0]]  # noqa: E731
         identity = {"body_model": sub.body_model, "photo": sub.photo_name}
@@ -344,8 +345,8 @@ class Trainer:
     # --- evaluation -----------------------------------------------------------------------------
 
     def evaluate(self) -> dict[str, float]:
-        """Masked PSNR on the photo's view; mask IoU on the held-out generated frames."""
-        return evaluate(self.avatar, self.frames, self.held_out, self.frame_params(0))
+        """Masked PSNR on the photos' views; mask IoU on the held-out generated frames."""
+        return evaluate(self.avatar, self.frames, self.held_out, {i: self.frame_params(i) for i in self.photo_indices})
 
     def preview(self, index: int = 0) -> np.ndarray:
         """[H, W, 3] uint8 render of a training view (for the app's preview)."""

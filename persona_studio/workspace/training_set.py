@@ -6,6 +6,7 @@ Layout::
       manifest.json            generator, motions, counts, sizes, settings, notes
       camera.json              the fixed camera of the generated frames
       photo/                   frame 0: the photo, its mask, depth/normal/part targets, SMPL-X, camera
+      extra_photos/01/ ...     the subject's further photos, the same files (frames 1+T.., after the generated)
       frames/000001.png ...    generated RGB frames (index 0 is the photo)
       masks/ depth/ normals/ parts/   per-frame targets (PNG: 8-bit mask, 16-bit depth in mm,
                                8-bit normals as (n + 1) / 2, 8-bit part index)
@@ -74,19 +75,27 @@ def smplx_from_json(frame: dict) -> dict[str, np.ndarray]:
 IMAGE_KINDS = ("frames", "masks", "depth", "normals", "parts")
 
 
-def frame_paths(folder: Path, index: int) -> dict[str, Path]:
-    """Where frame ``index``'s image and targets live (frame 0, the photo, sits in ``photo/``)."""
-    if index == 0:
-        return {kind: folder / "photo" / f"{kind}.png" for kind in IMAGE_KINDS} | {"smplx": folder / "photo" / "smplx.json"}
+def photo_folder(folder: Path, photo: int) -> Path:
+    """Where the subject's photo ``photo`` (0: the first) and its targets live."""
+    return folder / "photo" if photo == 0 else folder / "extra_photos" / f"{photo:02d}"
+
+
+def frame_paths(folder: Path, index: int, photo: int | None = None) -> dict[str, Path]:
+    """Where generated frame ``index``'s image and targets live, or with ``photo`` the subject's photo
+    of that number (frame 0, the first photo, sits in ``photo/``)."""
+    if index == 0 or photo is not None:
+        home = photo_folder(folder, photo or 0)
+        return {kind: home / f"{kind}.png" for kind in IMAGE_KINDS} | {"smplx": home / "smplx.json"}
     return {kind: folder / kind / frame_name(index, "png") for kind in IMAGE_KINDS} | {
         "smplx": folder / "smplx" / frame_name(index, "json")}
 
 
 def write_frame(folder: Path, index: int, rgb: np.ndarray, mask: np.ndarray, depth: np.ndarray,
-                normal: np.ndarray, parts: np.ndarray, smplx: dict[str, np.ndarray]) -> None:
+                normal: np.ndarray, parts: np.ndarray, smplx: dict[str, np.ndarray], photo: int | None = None) -> None:
     """One frame's image, targets and SMPL-X ([H, W, 3] float [0, 1] or uint8; mask/depth [H, W] (depth in
-    metres, 0 = none); normal [H, W, 3] camera axes; parts [H, W] part indices)."""
-    paths = frame_paths(folder, index)
+    metres, 0 = none); normal [H, W, 3] camera axes; parts [H, W] part indices); with ``photo``, the
+    subject's photo of that number instead of generated frame ``index``."""
+    paths = frame_paths(folder, index, photo)
     for path in paths.values():
         path.parent.mkdir(parents=True, exist_ok=True)
     if rgb.dtype != np.uint8:
@@ -150,10 +159,13 @@ class TrainingSet:
             self.manifest = read_json_object(path, REGENERATE)
             self.identity = hashlib.sha256(manifest.read_bytes()).hexdigest()[:16]
             self.num_generated = int(self.manifest["generated_frames"])
+            self.num_photos = int(self.manifest.get("photos", 1))
             path = self.folder / "camera.json"
             self.camera = Camera.from_json(read_json_object(path, REGENERATE))
-            path = self.folder / "photo" / "camera.json"
-            self.photo_camera = Camera.from_json(read_json_object(path, REGENERATE))
+            self.photo_cameras = []
+            for photo in range(self.num_photos):
+                path = photo_folder(self.folder, photo) / "camera.json"
+                self.photo_cameras.append(Camera.from_json(read_json_object(path, REGENERATE)))
         except FileNotFoundError:
             raise DamagedFileError(f"{self.folder} lacks {path.relative_to(self.folder)}: {REGENERATE}") from None
         except (KeyError, TypeError, ValueError) as exc:
@@ -162,7 +174,17 @@ class TrainingSet:
             raise DamagedFileError(f"{path} is damaged (a missing or wrong {exc} entry): {REGENERATE}") from None
 
     def __len__(self) -> int:
-        return 1 + self.num_generated
+        return self.num_photos + self.num_generated
+
+    @property
+    def photo_indices(self) -> list[int]:
+        """The frames that are the subject's photos: 0, then the extra photos after the generated frames."""
+        return [0, *range(1 + self.num_generated, len(self))]
+
+    @property
+    def generated_indices(self) -> list[int]:
+        """The generated frames: 1..T."""
+        return list(range(1, 1 + self.num_generated))
 
     def photo_surface(self) -> PhotoSurface | None:
         """The surface fitted to the photo at ``manifest["template_level"]``, when the set has one."""
@@ -170,11 +192,12 @@ class TrainingSet:
         return PhotoSurface.load(path) if path.is_file() else None
 
     def load(self, index: int) -> Frame:
-        """Frame ``index``: 0 is the photo, 1.. the generated frames."""
+        """Frame ``index``: 0 is the photo, 1..T the generated frames, T+1.. the extra photos."""
         if not 0 <= index < len(self):
             raise IndexError(f"frame {index} is not in this training set (0..{len(self) - 1})")
-        is_photo = index == 0
-        paths = frame_paths(self.folder, index)
+        photos = self.photo_indices
+        photo = photos.index(index) if index in photos else None
+        paths = frame_paths(self.folder, index, photo)
         kind = "smplx"
         try:
             smplx = smplx_from_json(read_json_object(paths["smplx"], REGENERATE))
@@ -194,6 +217,6 @@ class TrainingSet:
             normal=images["normals"].astype(np.float32) / 127.5 - 1.0,
             parts=images["parts"].astype(np.int64),
             smplx=smplx,
-            camera=self.photo_camera if is_photo else self.camera,
-            is_photo=is_photo,
+            camera=self.camera if photo is None else self.photo_cameras[photo],
+            is_photo=photo is not None,
         )
