@@ -95,7 +95,8 @@ def _cmd_generate(args: argparse.Namespace) -> int:
         print(f"wrote the generation kit: {folder / 'kit'} (see its README.md)")
         return 0
     ts = TrainingSet(args.workspace)
-    print(f"training set: the photo + {ts.num_generated} {args.generator} frames "
+    photos = "the photo" if ts.num_photos == 1 else f"{ts.num_photos} photos"
+    print(f"training set: {photos} + {ts.num_generated} {args.generator} frames "
           f"({ts.manifest['size'][0]}x{ts.manifest['size'][1]}) in {ts.manifest['seconds']} s")
     for note in ts.manifest["notes"]:
         print(f"  note: {note}")
