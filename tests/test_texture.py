@@ -11,8 +11,8 @@ from scipy.ndimage import uniform_filter
 from persona_studio.body.parts import PART_INDEX
 from persona_studio.capture.pipeline import fit_photo
 from persona_studio.render.body import BodyRenderer, vertex_normals
-from persona_studio.render.texture import (bilinear, color_from_photo, extend_displacement, harmonic_fill,
-                                           mesh_mean_operator, photo_visibility)
+from persona_studio.render.texture import (DRAPE_MAX, bilinear, color_from_photo, drape_torso_back,
+                                           extend_displacement, harmonic_fill, mesh_mean_operator, photo_visibility)
 
 from conftest import shared_path
 
@@ -79,6 +79,28 @@ def test_the_volume_the_photo_shows_goes_round_the_back(scene):
     assert back_of_head.sum() > 50
     assert extended[back_of_head].mean() > 0.03, extended[back_of_head].mean()
     np.testing.assert_array_equal(extended[constrained], displacement[constrained])
+
+
+def test_the_back_of_a_garment_hangs_from_the_shoulder_blades(scene):
+    """Down the middle of the unseen back the clothed surface no longer follows the hollow of the lower
+    back: it stands off at least as far as the shoulder blades above it (within the smoothing), and
+    nothing the photo sees, nor anything off the torso, moves."""
+    subject, renderer, _, rest, normals = scene
+    _, mask = _photo_of(scene, np.full((len(rest), 3), 0.5))
+    seen = photo_visibility(renderer, mask, subject.camera, subject.smplx).seen
+    flat = np.zeros(len(rest), np.float32)
+    draped = drape_torso_back(renderer, flat, seen, subject.smplx["betas"])
+    torso = renderer.parts == PART_INDEX["torso"]
+    spine = torso & ~seen & (np.abs(rest[:, 0]) < 0.02) & (normals[:, 2] < -0.8)
+    order = np.argsort(-rest[spine, 1])
+    before = -rest[spine, 2][order]  # how far back the body lies, from the top of the back down
+    after = before + draped[spine][order] * -normals[spine, 2][order]
+    hollow = np.maximum.accumulate(before) - before
+    assert hollow.max() > 0.015, hollow.max()  # the body does have a hollow here, which the test needs
+    deepest = hollow > 0.5 * hollow.max()
+    filled = (after - before)[deepest] / hollow[deepest]  # 1: hangs straight down from above
+    assert np.median(filled) > 0.8 and filled.mean() > 0.6, (hollow[deepest].mean(), np.quantile(filled, [0.1, 0.5]))
+    assert np.all(draped[seen | ~torso] == 0) and draped.min() >= 0 and draped.max() <= DRAPE_MAX
 
 
 def test_harmonic_fill_keeps_fixed_values_and_interpolates_between_them():

@@ -31,8 +31,8 @@ from persona_studio.workspace.training_set import PhotoSurface
 from persona_studio.render.body import BodyRenderer
 from persona_studio.render.camera import Camera
 from persona_studio.render.image import photo_on_white
-from persona_studio.render.texture import (combine_visibility, extend_displacement, infer_colors, photo_visibility,
-                                          seen_colors)
+from persona_studio.render.texture import (combine_visibility, drape_torso_back, extend_displacement, infer_colors,
+                                          photo_visibility, seen_colors)
 
 FIT_SIZE = 256  # longer side of the photo while fitting the surface
 FIT_STEPS = 100
@@ -95,6 +95,7 @@ def fit_surface_to_photo(renderer: BodyRenderer, subject: Subject, steps: int = 
     refined_colors = (base + color_change * refined).clamp(0, 1).detach().numpy()
     colors = infer_colors(renderer, visibility, refined_colors, subject.smplx["betas"], trusted)
     shift = extend_displacement(renderer, displacement.detach().numpy(), visibility)
+    shift = drape_torso_back(renderer, shift, visibility.seen, subject.smplx["betas"])
     return PhotoSurface(shift.astype(np.float32), colors)
 
 

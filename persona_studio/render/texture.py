@@ -15,7 +15,8 @@ when they are taken as colours). Those vertices and everything the photo does no
 
 The clothed volume the re-poser fits along the normals is constrained by the photo's silhouette only on
 the seen side; :func:`extend_displacement` carries it round the back the same way (hair and a loose
-jacket keep their volume from the side and the back).
+jacket keep their volume from the side and the back), and :func:`drape_torso_back` hangs the unseen back
+of the torso from the shoulder blades, as cloth falls over the hollow of the lower back.
 """
 
 from __future__ import annotations
@@ -42,6 +43,9 @@ MIRROR_NEIGHBOURS = 16  # trusted vertices averaged round a limb vertex's mirror
 MIRROR_DETAIL = 0.5  # share of the mirrored detail (relative to the part's dominant colour) kept
 CHIN_BELOW_EYES = 0.12  # metres from the eyes down to the chin, where the neck begins
 CROWN_ABOVE_EYES = 0.07  # metres above the eyes where a head is hair (or bald skin), not forehead
+DRAPE_STRIP = 0.02  # metres: width of the vertical strips of the rest body a garment's back hangs in
+DRAPE_MAX = 0.12  # metres: the furthest a hanging garment stands off the body
+DRAPE_SMOOTHING = 10  # neighbour-averaging passes that blend the hung strips into each other
 LIMB_PARTS = tuple(PART_INDEX[f"{side}_{limb}"] for side in ("left", "right")
                    for limb in ("upper_arm", "lower_arm", "hand", "upper_leg", "lower_leg", "foot"))
 
@@ -186,6 +190,15 @@ def inferred_back_colors(colors: np.ndarray, trusted: np.ndarray, rest: np.ndarr
     return out
 
 
+def rest_surface(renderer: BodyRenderer, betas: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The body of shape ``betas`` in its rest pose (facing +z, y up): [V, 3] dense vertices, [V, 3] their
+    normals and [J, 3] joints."""
+    with torch.no_grad():
+        out = renderer.model.forward(betas=torch.as_tensor(betas, dtype=torch.float32)[None])
+        rest = renderer.dense_vertices(out.vertices[0])
+        return rest.numpy(), vertex_normals(rest, renderer.faces).numpy(), out.joints[0].numpy()
+
+
 def infer_colors(renderer: BodyRenderer, visibility: PhotoVisibility, photo_colors: np.ndarray,
                  betas: np.ndarray, trusted: np.ndarray | None = None) -> np.ndarray:
     """[V, 3] colours: ``photo_colors`` [V, 3] where the photo is trusted (default: seen squarely), the
@@ -193,16 +206,11 @@ def infer_colors(renderer: BodyRenderer, visibility: PhotoVisibility, photo_colo
     trusted = visibility.reliable if trusted is None else trusted
     if not trusted.any():
         return np.full_like(photo_colors, 0.5)
-    model = renderer.model
-    with torch.no_grad():
-        out = model.forward(betas=torch.as_tensor(betas, dtype=torch.float32)[None])
-        rest = renderer.dense_vertices(out.vertices[0])
-        rest_normals = vertex_normals(rest, renderer.faces).numpy()
-        joints = out.joints[0].numpy()
+    rest, rest_normals, joints = rest_surface(renderer, betas)
     eye_y = float(joints[JOINT_INDEX["left_eye"], 1])
     levels = (eye_y - CHIN_BELOW_EYES, eye_y)
     inside = visibility.seen & (visibility.edge_px >= np.maximum(1.5, EDGE_SHARE * visibility.person_px))
-    back = inferred_back_colors(photo_colors, trusted, rest.numpy(), rest_normals, renderer.parts, levels,
+    back = inferred_back_colors(photo_colors, trusted, rest, rest_normals, renderer.parts, levels,
                                 crown_seen=inside)
     # A head's sides are hair or ears, never the face stretched round: there the inferred colour holds
     # wherever the photo is not trusted; elsewhere from where the body turns away.
@@ -255,6 +263,27 @@ def extend_displacement(renderer: BodyRenderer, displacement: np.ndarray, visibi
     fixed = visibility.seen | ((np.abs(visibility.facing) < 0.1) & (visibility.edge_px > 0))
     mean = mesh_mean_operator(renderer.faces.numpy(), len(displacement))
     return harmonic_fill(displacement[:, None], fixed, mean, iterations=2 * FILL_ITERATIONS)[:, 0]
+
+
+def drape_torso_back(renderer: BodyRenderer, displacement: np.ndarray, seen: np.ndarray, betas: np.ndarray) -> np.ndarray:
+    """[V] displacement with the back of the torso that no photo sees (``seen`` [V]) hung like cloth: in
+    each vertical strip of the rest body the clothed back goes no further in than the furthest-back point
+    above it. A jacket or a shirt falls from the shoulder blades over the hollow of the lower back instead
+    of following it, which the silhouette of a front photo cannot show (it sees the body's sides only)."""
+    rest, rest_normals, _ = rest_surface(renderer, betas)
+    away = np.clip((-rest_normals[:, 2] - 0.2) / 0.4, 0, 1)  # 0 at the sides, 1 facing straight back
+    hung = (renderer.parts == PART_INDEX["torso"]) & ~seen & (away > 0)
+    depth = -(rest[:, 2] + displacement * rest_normals[:, 2])  # how far back the clothed surface lies
+    strip = np.floor(rest[:, 0] / DRAPE_STRIP).astype(np.int64)
+    hanging = depth.copy()
+    for s in np.unique(strip[hung]):
+        members = np.flatnonzero(hung & (strip == s))
+        top_down = members[np.argsort(-rest[members, 1])]
+        hanging[top_down] = np.maximum.accumulate(depth[top_down])
+    extra = np.clip((hanging - depth) / np.maximum(-rest_normals[:, 2], 0.2), 0, DRAPE_MAX) * away * hung
+    mean = mesh_mean_operator(renderer.faces.numpy(), len(displacement))
+    smoothed = harmonic_fill(extra[:, None], ~hung, mean, iterations=DRAPE_SMOOTHING)[:, 0]
+    return (displacement + smoothed).astype(displacement.dtype)
 
 
 def bilinear(image: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
