@@ -10,6 +10,7 @@ import re
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
+from persona_studio.device import DEVICE_CHOICES, DEVICE_PATTERN
 from persona_studio.fileio import write_json_atomic
 from persona_studio.paths import ENV_SMPLX, config_dir
 
@@ -99,6 +100,6 @@ def _setting_problem(name: str, value) -> str | None:
         if value not in GENDERS:
             return f"must be one of {', '.join(GENDERS)}, not {value!r}"
         return None
-    if name == "device" and not re.fullmatch(r"auto|cpu|cuda(:\d+)?", value):
-        return f"must be auto, cpu or cuda[:N], not {value!r}"
+    if name == "device" and not re.fullmatch(DEVICE_PATTERN, value):
+        return f"must be {DEVICE_CHOICES}, not {value!r}"
     return None

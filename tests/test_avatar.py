@@ -102,3 +102,24 @@ def test_bundle_round_trip_is_bit_exact(avatar, tmp_path):
         assert torch.equal(avatar.pose(p).means, loaded.pose(p).means)
     with pytest.raises(BundleError, match="not an avatar bundle"):
         load_avatar(tmp_path)
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (torch finds none here)")
+def test_a_bundle_saved_on_one_device_loads_and_poses_identically_on_the_other(avatar, tmp_path):
+    from persona_studio.avatar.bundle import load_checkpoint, save_checkpoint
+
+    p = frames(2, seed=5)
+    with torch.no_grad():
+        on_cpu = avatar.pose(p).means
+    gpu, _ = load_avatar(save_avatar(avatar, tmp_path / "from_cpu"), device="cuda")
+    assert all(t.device.type == "cuda" for t in gpu.state_dict().values())
+    with torch.no_grad():
+        on_gpu = gpu.pose({k: v.cuda() for k, v in p.items()})
+    np.testing.assert_allclose(on_gpu.means.cpu().numpy(), on_cpu.numpy(), atol=1e-5)
+    assert on_gpu.opacities.device.type == "cuda"
+    back, extra, _ = load_checkpoint(save_checkpoint(gpu, tmp_path / "gpu.ckpt", {"x": torch.ones(2, device="cuda")},
+                                                     {"step": 1}), device="cpu")
+    assert extra["x"].device.type == "cpu"
+    for (name, a), (_, b) in zip(avatar.state_dict().items(), back.state_dict().items()):
+        assert torch.equal(a, b), name

@@ -65,3 +65,12 @@ def test_bench_finds_the_benchmarks_beside_the_package():
     result = cli("bench", "no_such_benchmark")
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert "novel_views" in result.stderr and "train_preview" in result.stderr, result.stderr
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="this machine has CUDA")
+def test_train_on_a_device_this_machine_lacks_is_one_line_before_any_work(tmp_path):
+    for device, says in (("cuda", "--device cpu"), ("gpu", "auto, cpu, cuda or cuda:N")):
+        result = cli("train", "-w", str(tmp_path), "--device", device)
+        assert result.returncode == 1 and says in result.stderr, result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1
+    assert not any(tmp_path.iterdir())

@@ -13,7 +13,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "persona_studio"
 # anything on a lower floor, never one on its own floor (sideways) or above (upwards).
 FLOORS: dict[str, int] = {
     "": 0,  # persona_studio/__init__.py (the version)
-    "fileio": 0, "paths": 0, "progress": 0, "cpu_share": 0,
+    "fileio": 0, "paths": 0, "progress": 0, "cpu_share": 0, "device": 0,
     "body": 1,
     "render": 2,
     "avatar": 3,

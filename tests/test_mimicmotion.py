@@ -288,3 +288,17 @@ def test_bad_inputs_are_explained(generator):
         generator.generate(reference.astype(np.float32), skeletons, **FAST)
     with pytest.raises(ValueError, match="overlap < window"):
         generator.generate(reference, skeletons, steps=2, window=4, overlap=4)
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (torch finds none here)")
+def test_fp16_on_cuda_matches_fp32_on_the_cpu(generator, tiny_model):
+    """The real path (CUDA, half precision, the release's fp32 reference encoding) against the CPU's
+    full precision: the seed decides the same frames on both devices."""
+    checkpoint, svd, _ = tiny_model
+    cuda = MimicMotionGenerator(checkpoint, svd, size=(WIDTH, HEIGHT))
+    assert cuda.device.type == "cuda" and cuda.unet.dtype == torch.float16
+    reference, skeletons = person_and_skeletons(5)
+    difference = np.abs(cuda.generate(reference, skeletons, seed=2, **FAST).astype(int)
+                        - generator.generate(reference, skeletons, seed=2, **FAST))
+    assert difference.max() <= 3 and difference.mean() < 0.5

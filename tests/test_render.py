@@ -366,22 +366,26 @@ def test_rasterize_cameras_equals_rasterize():
 GSPLAT_MISSING = available_backends()["gsplat"]
 
 
+@pytest.mark.cuda
 @pytest.mark.skipif(GSPLAT_MISSING is not None, reason=f"needs CUDA and gsplat: {GSPLAT_MISSING}")
-@pytest.mark.parametrize("antialiased", [False, True])
-def test_gsplat_and_torch_backends_agree(antialiased):
-    means, scales, quats, opacities, features = random_scene(2000, seed=10, dtype=torch.float32)
+@pytest.mark.parametrize("antialiased, channels", [(False, 3), (True, 3), (True, 13)])
+def test_gsplat_and_torch_backends_agree(antialiased, channels):
+    """13 channels: what the trainer renders (colour, seam colour, normal, part colour, hand)."""
+    means, scales, quats, opacities, features = random_scene(2000, channels, seed=10, dtype=torch.float32)
     means = means * 1.5
     scales = scales * 0.5
     cams = [front_camera(160, 120), Camera.look_at((2.0, 1.0, 2.0), (0, 0, 0), width=160, height=120)]
-    bg = torch.tensor([0.3, 0.6, 0.9])
+    bg = torch.linspace(0.3, 0.9, channels)
+    weights = torch.linspace(0.5, 1.5, channels)  # every channel's gradient differs
     outs = {}
     for backend, device in (("torch", "cpu"), ("gsplat", "cuda")):
-        args = [x.to(device).requires_grad_() for x in (means, scales, opacities, features, quats)]
+        args = [x.detach().to(device).requires_grad_() for x in (means, scales, opacities, features, quats)]
         out = rasterize_cameras(cams, *args[:4], quats=args[4], background=bg.to(device), backend=backend,
                                 antialiased=antialiased)
-        (out.features.square().sum() + out.depth.sum()).backward()
-        outs[backend] = [x.detach().cpu() for x in (out.features, out.alpha, out.depth)] + [args[0].grad.cpu()]
-    (img_t, alpha_t, depth_t, grad_t), (img_g, alpha_g, depth_g, grad_g) = outs["torch"], outs["gsplat"]
+        ((out.features * weights.to(device)).square().sum() + out.depth.sum()).backward()
+        outs[backend] = ([x.detach().cpu() for x in (out.features, out.alpha, out.depth)]
+                         + [args[i].grad.cpu() for i in (0, 1, 3)])
+    (img_t, alpha_t, depth_t, *grads_t), (img_g, alpha_g, depth_g, *grads_g) = outs["torch"], outs["gsplat"]
     mse = float((img_t - img_g).square().mean())
     psnr = 10 * math.log10(1.0 / max(mse, 1e-20))
 
@@ -393,8 +397,9 @@ def test_gsplat_and_torch_backends_agree(antialiased):
               f"{diff(depth_t[alpha_t > 0.5], depth_g[alpha_t > 0.5]):.2e}")
     assert psnr > 50 and diff(img_t, img_g) < 1e-2 and diff(alpha_t, alpha_g) < 1e-2, report
     assert diff(depth_t[alpha_t > 0.5], depth_g[alpha_t > 0.5]) < 1e-2, report
-    cosine = torch.nn.functional.cosine_similarity(grad_t.flatten(), grad_g.flatten(), dim=0)
-    assert cosine > 0.99, f"means gradients differ (cosine {float(cosine):.4f}); {report}"
+    for name, grad_t, grad_g in zip(("means", "scales", "features"), grads_t, grads_g):
+        cosine = torch.nn.functional.cosine_similarity(grad_t.flatten(), grad_g.flatten(), dim=0)
+        assert cosine > 0.99, f"{name} gradients differ (cosine {float(cosine):.4f}); {report}"
 
 
 def test_camera_with_longer_side_keeps_the_view():

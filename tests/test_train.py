@@ -305,3 +305,19 @@ def test_a_frames_background_never_reaches_the_colours(workspace, open_body_mode
     photo_mask = trainer.frames[0].mask > 0.5
     assert weights[~photo_mask].max() == 0 and 0 < weights.sum() < photo_mask.sum()  # inside, one pixel in
 
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (torch finds none here)")
+def test_a_training_step_on_cuda_matches_the_cpu(workspace, open_body_model):
+    """The same run on both devices (gsplat on CUDA, the reference on the CPU): the first two steps'
+    loss terms agree within 1 % (the second sees the first's Adam update)."""
+    runs = {}
+    for device in ("cpu", "cuda"):
+        trainer = Trainer(workspace, tiny(checkpoint_every=0), model=open_body_model, restart=True, device=device)
+        trainer.prepare()
+        runs[device] = [trainer.train_step() for _ in range(2)]
+    for cpu, cuda in zip(runs["cpu"], runs["cuda"]):
+        assert cpu["frame"] == cuda["frame"]
+        for term, value in cpu.items():
+            assert cuda[term] == pytest.approx(value, rel=0.01, abs=1e-7), (term, value, cuda[term])

@@ -187,6 +187,7 @@ class TrainingPanel:
 
     def _launch(self, settings, restart: bool) -> None:
         """Start the training thread and the live view's poller (GUI thread)."""
+        from persona_studio.device import DeviceError
         from persona_studio.train.trainer import Trainer
 
         app = self.app
@@ -195,8 +196,12 @@ class TrainingPanel:
             return
         self.reset_history()
         self.finished_figures = None
-        trainer = Trainer(app.workspace, settings, on_event=lambda event: app.post(lambda: self.on_event(event)),
-                          model=app.model, restart=restart)
+        try:
+            trainer = Trainer(app.workspace, settings, on_event=lambda event: app.post(lambda: self.on_event(event)),
+                              model=app.model, restart=restart, device=app.settings.device)
+        except DeviceError as exc:
+            app.show_error("Train", f"{exc} (Settings > device)")
+            return
         self.trainer = trainer
         threads = int(dpg.get_value("train_threads"))
 

@@ -150,7 +150,7 @@ class Avatar(nn.Module):
     @property
     def hand_mask(self) -> torch.Tensor:
         """[N] bool: the Gaussians on the left or right hand."""
-        return torch.isin(self.parts, torch.tensor([PART_INDEX["left_hand"], PART_INDEX["right_hand"]]))
+        return torch.isin(self.parts, torch.tensor([PART_INDEX["left_hand"], PART_INDEX["right_hand"]], device=self.parts.device))
 
     # --- posing -----------------------------------------------------------------------------------
 
@@ -165,7 +165,7 @@ class Avatar(nn.Module):
     def pose_offsets(self, body_pose: torch.Tensor, fast: bool = False) -> torch.Tensor:
         """[B, 63] body pose -> [B, N, 3] MLP offsets in canonical space (0 where not deformable)."""
         if not self.config.pose_deformation:
-            return torch.zeros(body_pose.shape[0], self.num_gaussians, 3)
+            return self.template.new_zeros(body_pose.shape[0], self.num_gaussians, 3)
         pose6d = rotation_6d(body_pose.reshape(-1, 21, 3))
         # Only deformable Gaussians go through the network (exact: the others' offsets are zero).
         moving = self.deformable_index
@@ -177,7 +177,7 @@ class Avatar(nn.Module):
         else:
             feature_term = self.mlp.first_feat(self.triplane(self.template[moving]))
         offsets = self.mlp.forward_grouped(feature_term, pose6d, self.group_masks, self.group_of[moving])
-        return torch.zeros(offsets.shape[0], self.num_gaussians, 3).index_copy(1, moving, offsets)
+        return offsets.new_zeros(offsets.shape[0], self.num_gaussians, 3).index_copy(1, moving, offsets)
 
     def pose_offsets_reference(self, body_pose: torch.Tensor) -> torch.Tensor:
         """The same offsets computed the plain way, the masked pose fed per Gaussian (for checking)."""
@@ -216,7 +216,7 @@ class Avatar(nn.Module):
             means = means + transl.reshape(batch, 1, 3)
             joints = joints + transl.reshape(batch, 1, 3)
         return PosedGaussians(means=means, scales=self.scales, colors=self.colors.clamp(0, 1),
-                              opacities=torch.ones(self.num_gaussians), transforms=rotations, joints=joints)
+                              opacities=self.template.new_ones(self.num_gaussians), transforms=rotations, joints=joints)
 
     def settings_dict(self) -> dict:
         """The config as a JSON-ready dict (as bundles and checkpoints store it)."""

@@ -2,6 +2,7 @@
 
 ``avatar.safetensors`` holds every parameter and buffer; ``avatar.json`` the format version, the
 avatar's settings and its identity (body model kind and builder version, template level, subject).
+Files hold CPU tensors whatever device the avatar trained on; loading puts them on the device asked for.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ class BundleError(ValueError):
 def save_avatar(avatar: Avatar, folder: str | Path, extra: dict | None = None) -> Path:
     """Write the bundle into ``folder`` (replaced as a whole, atomically)."""
     folder = Path(folder)
-    state = {k: v.detach().contiguous().clone() for k, v in avatar.state_dict().items()}
+    state = {k: v.detach().cpu().contiguous().clone() for k, v in avatar.state_dict().items()}
     meta = {"format": "persona-studio avatar", "format_version": BUNDLE_VERSION, "config": avatar.settings_dict(),
             "identity": avatar.identity, "num_gaussians": avatar.num_gaussians, **(extra or {})}
     with atomic_folder(folder) as tmp:  # serialised in memory: safetensors' own file writer leaves .tmp files when killed
@@ -39,20 +40,23 @@ def save_avatar(avatar: Avatar, folder: str | Path, extra: dict | None = None) -
 
 def save_checkpoint(avatar: Avatar, path: str | Path, extra_tensors: dict[str, torch.Tensor], meta: dict) -> Path:
     """One-file checkpoint (safetensors with JSON metadata) for resuming training."""
-    state = {f"avatar.{k}": v.detach().contiguous().clone() for k, v in avatar.state_dict().items()}
-    state.update({k: v.detach().contiguous().clone() for k, v in extra_tensors.items()})
+    state = {f"avatar.{k}": v.detach().cpu().contiguous().clone() for k, v in avatar.state_dict().items()}
+    state.update({k: v.detach().cpu().contiguous().clone() for k, v in extra_tensors.items()})
     info = {"config": json.dumps(avatar.settings_dict()), "identity": json.dumps(avatar.identity),
             "meta": json.dumps(meta)}
     return write_bytes_atomic(path, save(state, metadata=info))
 
 
-def avatar_from_state(state: dict[str, torch.Tensor], config: AvatarConfig, identity: dict) -> Avatar:
-    """An Avatar rebuilt from its saved tensors (``state_dict`` keys), configuration and identity."""
-    avatar = Avatar(state["template"].numpy(), state["faces"].numpy(), state["skinning"].numpy(),
-                    state["expr_dirs"].numpy(), state["parts"].numpy(), state["rest_joints"].numpy(),
-                    state["colors"].numpy(), config, identity)
+def avatar_from_state(state: dict[str, torch.Tensor], config: AvatarConfig, identity: dict,
+                      device: torch.device | str = "cpu") -> Avatar:
+    """An Avatar on ``device`` rebuilt from its saved CPU tensors (``state_dict`` keys), configuration and
+    identity."""
+    arrays = {k: state[k].detach().cpu().numpy() for k in ("template", "faces", "skinning", "expr_dirs", "parts",
+                                                           "rest_joints", "colors")}
+    avatar = Avatar(arrays["template"], arrays["faces"], arrays["skinning"], arrays["expr_dirs"], arrays["parts"],
+                    arrays["rest_joints"], arrays["colors"], config, identity)
     avatar.load_state_dict(state)
-    return avatar
+    return avatar.to(device)
 
 
 def _config(raw: dict) -> AvatarConfig:
@@ -60,8 +64,8 @@ def _config(raw: dict) -> AvatarConfig:
     return AvatarConfig(**{k: v for k, v in raw.items() if k in known})
 
 
-def load_avatar(folder: str | Path) -> tuple[Avatar, dict]:
-    """Read a bundle written by :func:`save_avatar` -> (Avatar, its avatar.json metadata); raises BundleError
+def load_avatar(folder: str | Path, device: torch.device | str = "cpu") -> tuple[Avatar, dict]:
+    """Read a bundle written by :func:`save_avatar` -> (Avatar on ``device``, its avatar.json metadata); raises BundleError
     when ``folder`` is no bundle of this format version, or a damaged one."""
     folder = Path(folder)
     meta_path = folder / "avatar.json"
@@ -80,7 +84,7 @@ def load_avatar(folder: str | Path) -> tuple[Avatar, dict]:
         raise BundleError(f"{meta_path} is damaged (no valid {exc} entry): {again}") from None
     tensors = folder / "avatar.safetensors"
     try:
-        return avatar_from_state(load_file(str(tensors)), config, identity), meta
+        return avatar_from_state(load_file(str(tensors)), config, identity, device), meta
     except FileNotFoundError:
         raise BundleError(f"{folder} has no avatar.safetensors: {again}") from None
     except (SafetensorError, KeyError, TypeError, ValueError, RuntimeError) as exc:
@@ -99,16 +103,16 @@ def read_checkpoint_meta(path: str | Path) -> dict:
         raise BundleError(f"the training checkpoint {path} is damaged ({exc}): {CHECKPOINT_DAMAGED}") from None
 
 
-def load_checkpoint(path: str | Path) -> tuple[Avatar, dict[str, torch.Tensor], dict]:
-    """Read a :func:`save_checkpoint` file -> (Avatar, the other tensors saved with it, the meta dict); a
-    damaged file raises BundleError."""
+def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> tuple[Avatar, dict[str, torch.Tensor], dict]:
+    """Read a :func:`save_checkpoint` file -> (Avatar, the other tensors saved with it, the meta dict), all on
+    ``device``; a damaged file raises BundleError."""
     try:
         with safe_open(str(path), framework="pt") as f:
             info = f.metadata()
             tensors = {k: f.get_tensor(k) for k in f.keys()}
         avatar_state = {k[len("avatar."):]: v for k, v in tensors.items() if k.startswith("avatar.")}
-        rest = {k: v for k, v in tensors.items() if not k.startswith("avatar.")}
-        avatar = avatar_from_state(avatar_state, _config(json.loads(info["config"])), json.loads(info["identity"]))
+        rest = {k: v.to(device) for k, v in tensors.items() if not k.startswith("avatar.")}
+        avatar = avatar_from_state(avatar_state, _config(json.loads(info["config"])), json.loads(info["identity"]), device)
         return avatar, rest, json.loads(info["meta"])
     except (SafetensorError, KeyError, TypeError, ValueError, RuntimeError) as exc:
         raise BundleError(f"the training checkpoint {path} is damaged ({type(exc).__name__}: {exc}): "

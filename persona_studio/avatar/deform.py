@@ -25,7 +25,7 @@ def rotation_6d(rotvec: torch.Tensor) -> torch.Tensor:
 
     mats = batch_rodrigues(rotvec.reshape(-1, 3)).reshape(*rotvec.shape[:-1], 3, 3)
     six = mats[..., :2].transpose(-1, -2).reshape(*rotvec.shape[:-1], 6)
-    return six - torch.tensor([1.0, 0.0, 0.0, 0.0, 1.0, 0.0], dtype=six.dtype)
+    return six - torch.tensor([1.0, 0.0, 0.0, 0.0, 1.0, 0.0], dtype=six.dtype, device=six.device)
 
 
 class Triplane(nn.Module):

@@ -118,5 +118,5 @@ def forward_kinematics(pose: torch.Tensor, rest_joints: torch.Tensor) -> tuple[t
     that carry rest-pose points to the posed skeleton), both about the origin (no translation)."""
     batch = pose.shape[0]
     rot_mats = batch_rodrigues(pose.reshape(-1, 3)).reshape(batch, NUM_JOINTS, 3, 3)
-    return batch_rigid_transform(rot_mats, rest_joints[None].expand(batch, -1, -1), torch.tensor(PARENTS),
+    return batch_rigid_transform(rot_mats, rest_joints[None].expand(batch, -1, -1), torch.tensor(PARENTS, device=pose.device),
                                  dtype=rest_joints.dtype)

@@ -105,6 +105,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
+    from persona_studio.render.rasterize import auto_backend
     from persona_studio.train.trainer import Trainer, TrainSettings
 
     settings = TrainSettings.from_preset(args.preset, iterations=args.iterations, resolution=args.resolution)
@@ -126,10 +127,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
         elif event["type"] in ("resumed", "info"):
             sys.stderr.write(f"\n{event.get('message', 'resumed from the checkpoint at step ' + str(event.get('step')))}\n")
 
-    trainer = Trainer(args.workspace, settings, on_event=on_event, restart=args.restart)
+    trainer = Trainer(args.workspace, settings, on_event=on_event, restart=args.restart, device=args.device)
     figures = trainer.run()
     sys.stderr.write("\n")
-    print(f"trained {figures['step']} steps in {figures['seconds']} s ({args.preset} preset)")
+    print(f"trained {figures['step']} steps in {figures['seconds']} s ({args.preset} preset, on {trainer.device} with the {auto_backend(trainer.device)[0]} rasterizer)")
     print(f"  photo view: masked PSNR {figures['photo_psnr']:.2f} dB")
     if "other_photos_psnr" in figures:
         print(f"  the other photos' views: masked PSNR {figures['other_photos_psnr']:.2f} dB (mean)")
@@ -253,6 +254,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--no-balanced-sampling", action="store_true", help="ablation: the photo is one frame among many")
     train.add_argument("--no-geometry-weighting", action="store_true", help="ablation: full image loss on generated frames")
     train.add_argument("--no-pose-deformation", action="store_true", help="ablation: no pose-driven offsets")
+    train.add_argument("--device", default="auto", help="auto (CUDA when torch has it, else the CPU), cpu, cuda or cuda:N")
     train.set_defaults(run=_cmd_train)
 
     animate = commands.add_parser("animate", help="render a motion with the trained avatar into an MP4")

@@ -321,7 +321,8 @@ class MimicMotionGenerator:
         canvas = self._canvas(height, width)
         pose_zero = skeletons[0] if reference_skeleton is None else reference_skeleton
         num_frames = len(skeletons) + 1  # frame 0 is the reference
-        generator = torch.Generator(device=self.device).manual_seed(seed)
+        # Noise is drawn on the CPU and moved: the seed decides the same frames on every device.
+        generator = torch.Generator().manual_seed(seed)
         report(0.0, "MimicMotion: encoding the reference")
 
         reference_px = letterbox(_unit_images(reference[None], self.device), canvas, fill=1.0)  # [1, 3, Hc, Wc]
@@ -332,8 +333,7 @@ class MimicMotionGenerator:
         self.scheduler.set_timesteps(steps, device=self.device)
         # One window of noise, repeated along the sequence (as the release does).
         tile = min(window, num_frames)
-        noise = torch.randn((1, tile, *image_latents.shape[1:]), generator=generator, device=self.device,
-                            dtype=self.dtype)
+        noise = torch.randn((1, tile, *image_latents.shape[1:]), generator=generator).to(self.device, self.dtype)
         latents = noise.repeat(1, -(-num_frames // tile), 1, 1, 1)[:, :num_frames] * self.scheduler.init_noise_sigma
 
         windows = window_plan(num_frames, window, overlap)
@@ -387,7 +387,7 @@ class MimicMotionGenerator:
                        generator: torch.Generator) -> torch.Tensor:
         """[1, 3, Hc, Wc] in [0, 1] -> [2, C, h, w]: zeros and the VAE latent's mode (unscaled, as SVD)."""
         pixels = reference_px * 2 - 1
-        pixels = pixels + noise_aug_strength * torch.randn(pixels.shape, generator=generator, device=self.device)
+        pixels = pixels + noise_aug_strength * torch.randn(pixels.shape, generator=generator).to(pixels.device)
         encoder_dtype = self.vae.quant_conv.weight.dtype
         latent = self.vae.encode(pixels.to(encoder_dtype)).latent_dist.mode().to(self.dtype)
         return torch.cat([torch.zeros_like(latent), latent])

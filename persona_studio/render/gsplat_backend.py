@@ -38,9 +38,13 @@ def rasterize_gsplat(
         render, alpha, _ = rasterization(
             means[i], quats[i], scales[i], opacities[i], features[i],
             viewmats[cams], Ks[cams], width, height, near_plane=near, far_plane=far, eps2d=0.3,
-            backgrounds=None if background is None else background[cams], render_mode="RGB+ED",
-            rasterize_mode="antialiased" if antialiased else "classic")
+            render_mode="RGB+ED", rasterize_mode="antialiased" if antialiased else "classic")
         images.append(render)
         alphas.append(alpha)
     render, alpha = torch.cat(images), torch.cat(alphas)  # [B, H, W, C + 1], [B, H, W, 1]
-    return render[..., :C], alpha, render[..., C:]
+    features = render[..., :C]
+    if background is not None:
+        # Blended here, as gsplat would (bg * final transmittance): gsplat 1.5.3's packed path (its
+        # default) asserts per-image backgrounds against an empty batch shape and refuses any.
+        features = features + background[:, None, None, :] * (1 - alpha)
+    return features, alpha, render[..., C:]

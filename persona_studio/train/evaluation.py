@@ -19,7 +19,7 @@ def on_white(out: RasterOutput) -> torch.Tensor:
 
 def preview_image(out: RasterOutput) -> np.ndarray:
     """A 'train' render (batch of one) -> [H, W, 3] uint8 on white."""
-    return (on_white(out).detach().clamp(0, 1).numpy() * 255).astype(np.uint8)
+    return (on_white(out).detach().clamp(0, 1).cpu().numpy() * 255).astype(np.uint8)
 
 
 @torch.no_grad()

@@ -42,8 +42,9 @@ def hand_faces(model: BodyModel) -> np.ndarray:
     return model.faces[hand[model.faces].all(1)]
 
 
-def load_frames(ts: TrainingSet, model: BodyModel, resolution: int) -> list[FrameData]:
-    """Every frame of the training set at the training resolution, as tensors."""
+def load_frames(ts: TrainingSet, model: BodyModel, resolution: int,
+                device: torch.device | str = "cpu") -> list[FrameData]:
+    """Every frame of the training set at the training resolution, as tensors on ``device``."""
     hands = hand_faces(model)
     out = []
     for index in range(len(ts)):
@@ -55,13 +56,12 @@ def load_frames(ts: TrainingSet, model: BodyModel, resolution: int) -> list[Fram
         with torch.no_grad():
             verts = model.forward(**params).vertices[0].numpy()
         parts = resize_image(f.parts.astype(np.float32), size, nearest=True).astype(int)
+        image = lambda a: torch.as_tensor(a, dtype=torch.float32, device=device)  # noqa: E731
         out.append(FrameData(
-            rgb=torch.as_tensor(rgb, dtype=torch.float32), mask=torch.as_tensor(mask, dtype=torch.float32),
-            depth=torch.as_tensor(resize_image(f.depth, size, nearest=True), dtype=torch.float32),
-            normal=torch.as_tensor(resize_image(f.normal, size, nearest=True), dtype=torch.float32),
-            part_rgb=torch.as_tensor(PART_COLORS[parts]),
-            hands=torch.as_tensor(mesh_silhouette(verts, hands, camera), dtype=torch.float32),
-            camera=camera, smplx=params, is_photo=f.is_photo))
+            rgb=image(rgb), mask=image(mask), depth=image(resize_image(f.depth, size, nearest=True)),
+            normal=image(resize_image(f.normal, size, nearest=True)), part_rgb=image(PART_COLORS[parts]),
+            hands=image(mesh_silhouette(verts, hands, camera)), camera=camera,
+            smplx={k: v.to(device) for k, v in params.items()}, is_photo=f.is_photo))
     return out
 
 

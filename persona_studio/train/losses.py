@@ -20,7 +20,7 @@ def ssim_map(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """[B, H, W, C] images in [0, 1] -> [B, H, W] SSIM (11x11 Gaussian window, channel mean)."""
     x, y = a.permute(0, 3, 1, 2), b.permute(0, 3, 1, 2)
     c = x.shape[1]
-    w = _gauss_window().to(x.dtype).expand(c, 1, -1, -1)
+    w = _gauss_window().to(x).expand(c, 1, -1, -1)
     pad = w.shape[-1] // 2
     blur = lambda t: F.conv2d(F.pad(t, (pad,) * 4, mode="replicate"), w, groups=c)  # noqa: E731
     mx, my = blur(x), blur(y)

@@ -18,8 +18,8 @@ def sobel_magnitude(image: torch.Tensor) -> torch.Tensor:
     """[B, H, W, C] -> [B, H, W] gradient magnitude (max over channels), replicate-padded."""
     x = image.permute(0, 3, 1, 2)
     c = x.shape[1]
-    kx = SOBEL_X.to(x.dtype).expand(c, 1, 3, 3)
-    ky = SOBEL_X.T.contiguous().to(x.dtype).expand(c, 1, 3, 3)
+    kx = SOBEL_X.to(x).expand(c, 1, 3, 3)
+    ky = SOBEL_X.T.contiguous().to(x).expand(c, 1, 3, 3)
     padded = F.pad(x, (1, 1, 1, 1), mode="replicate")
     gx, gy = F.conv2d(padded, kx, groups=c), F.conv2d(padded, ky, groups=c)
     return torch.sqrt(gx**2 + gy**2).amax(1)

@@ -62,11 +62,11 @@ def render_frame(avatar: Avatar, frame: FrameData, params: dict[str, torch.Tenso
         lo, hi = avatar.template.min(0).values, avatar.template.max(0).values
         feats = (avatar.template - lo) / (hi - lo)
     else:
-        R = torch.as_tensor(camera.R, dtype=torch.float32)
+        R = torch.as_tensor(camera.R, dtype=torch.float32, device=means.device)
         colors = gradient_scaled(posed.colors, colour_scale)
         seam_colors = gradient_scaled(avatar.seam_colors.clamp(0, 1), colour_scale)
         normals = vertex_normals(means, avatar.faces) @ R.T
-        part_rgb = torch.as_tensor(PART_COLORS)[avatar.parts]
+        part_rgb = torch.as_tensor(PART_COLORS, device=means.device)[avatar.parts]
         feats = torch.cat([colors, seam_colors, normals, part_rgb, avatar.hand_mask[:, None].float()], 1)
     return rasterize_cameras([camera], means, posed.scales, posed.opacities, feats, antialiased=True)
 
@@ -139,7 +139,7 @@ def pose_deltas(frames: list[FrameData]) -> dict[str, list[torch.Tensor]]:
     """The learnt per-frame SMPL-X corrections, zero to start: per key one [1, D] tensor per frame.
     Adam skips tensors without a gradient, so frames not drawn this step keep still (one shared [n, D]
     tensor would keep drifting them on stale momentum)."""
-    return {k: [torch.zeros(1, frames[0].smplx[k].shape[1], requires_grad=True) for _ in frames]
+    return {k: [frames[0].smplx[k].new_zeros(1, frames[0].smplx[k].shape[1]).requires_grad_() for _ in frames]
             for k in CORRECTED_KEYS}
 
 

@@ -25,6 +25,7 @@ import torch
 from persona_studio.avatar.avatar import Avatar, AvatarConfig
 from persona_studio.avatar.bundle import load_checkpoint, read_checkpoint_meta, save_avatar, save_checkpoint
 from persona_studio.cpu_share import CpuShare
+from persona_studio.device import resolve_device
 from persona_studio.body.model import BodyModel
 from persona_studio.body.subdivide import mesh_neighbours
 from persona_studio.render.body import BodyRenderer, vertex_normals
@@ -81,8 +82,9 @@ class Trainer:
 
     def __init__(self, workspace: str | Path, settings: TrainSettings | None = None,
                  on_event: Callable[[dict], None] | None = None, model: BodyModel | None = None,
-                 restart: bool = False):
+                 restart: bool = False, device: str = "cpu"):
         self.workspace = Path(workspace)
+        self.device = resolve_device(device)  # frames, avatar, corrections and optimiser all live here
         self.restart = restart
         self.settings = settings or TrainSettings.from_preset("preview")
         self.on_event = on_event or (lambda event: None)
@@ -199,14 +201,14 @@ class Trainer:
         self.model = self._model or self.subject.load_body_model()
         ts = TrainingSet(self.workspace)
         self.training_set_identity = ts.identity
-        self.frames = load_frames(ts, self.model, s.resolution)
+        self.frames = load_frames(ts, self.model, s.resolution, self.device)
         train_frames, self.held_out = split_generated(ts.generated_indices, s.held_out_share)
         self.photo_indices = ts.photo_indices
         share = s.photo_share if s.balanced_sampling else len(self.photo_indices) / (len(train_frames) + len(self.photo_indices))
         self._photo_share = share
         self.sampler = BalancedSampler(train_frames, share, s.seed, photos=self.photo_indices)
         if self.checkpoint_path.is_file():
-            self.avatar, extra, saved = load_checkpoint(self.checkpoint_path)
+            self.avatar, extra, saved = load_checkpoint(self.checkpoint_path, self.device)
             self.step = int(saved["step"])
             self.prior_colors = extra.get("prior_colors", self.avatar.colors.detach()).clone()
             self._build_optimiser()
@@ -225,12 +227,12 @@ class Trainer:
         else:  # finer levels keep the coarser levels' vertices first (midpoint subdivision)
             colors = lambda interp, v: surface.colors[: interp.shape[0]]  # noqa: E731
         identity = {"body_model": sub.body_model, "photo": sub.photo_name}
-        self.avatar = Avatar.from_body_model(self.model, sub.smplx["betas"], colors, config, identity)
+        self.avatar = Avatar.from_body_model(self.model, sub.smplx["betas"], colors, config, identity).to(self.device)
         if surface is not None:
             # The clothed volume the re-poser fitted to the photo, as canonical offsets along the normals.
             a = self.avatar
             with torch.no_grad():
-                shift = torch.as_tensor(surface.displacement[: a.num_gaussians], dtype=torch.float32)
+                shift = torch.as_tensor(surface.displacement[: a.num_gaussians], dtype=torch.float32, device=self.device)
                 a.offsets.copy_(shift[:, None] * vertex_normals(a.template, a.faces))
         self.step = 0
         self.prior_colors = self.avatar.colors.detach().clone()
@@ -305,7 +307,7 @@ class Trainer:
         ``background`` colour [3] (default white)."""
         w = self._step_weights
         out = self.render(index)
-        background = torch.ones(3) if background is None else background
+        background = torch.ones(3, device=self.device) if background is None else background
         terms = data_losses(out, self.frames[index], w, self.seams(index), self.colour_weights(index), background,
                             self.settings.geometry_weighting)
         terms.update(regularisers(self.avatar, w, self.neighbours, self.counts, self.prior_colors))
@@ -328,7 +330,7 @@ class Trainer:
         self.optimiser.zero_grad(set_to_none=True)
         # A random plain background per step, the same on a resumed run: the silhouette is learnt by
         # opacity, never by blending edge colours towards one background (a light rim on a dark viewport).
-        background = torch.rand(3, generator=torch.Generator().manual_seed(s.seed * 1_000_003 + self.step))
+        background = torch.rand(3, generator=torch.Generator().manual_seed(s.seed * 1_000_003 + self.step)).to(self.device)
         loss, terms = self.losses_for(index, background)
         loss.backward()
         self.optimiser.step()
