@@ -11,6 +11,7 @@ import re
 import torch
 
 DEVICE_CHOICES = "auto, cpu, cuda or cuda:N"
+DEVICE_HELP = "where the work runs: auto (CUDA when torch has it, else the CPU), cpu, cuda or cuda:N"
 DEVICE_PATTERN = r"auto|cpu|cuda(:\d+)?"
 
 

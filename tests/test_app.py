@@ -393,7 +393,10 @@ def test_each_stage_names_its_backend_and_settings_report_missing_files(app, tmp
     assert "MediaPipe" in dpg.get_value("fit_backend")
     generator = dpg.get_value("generate_backend")
     assert "MimicMotion" in generator and ("re-poser" in generator or "MimicMotion (" in generator)
-    assert dpg.get_value("train_backend").startswith("rasterizer: ")
+    import torch
+
+    where = "cuda:0" if torch.cuda.is_available() else "cpu"  # the settings' default device is auto
+    assert dpg.get_value("train_backend").startswith(f"on {where}; rasterizer: gsplat: ")
     missing = tmp_path / "no_sapiens_here"
     dpg.set_value("settings_sapiens_path", str(missing))
     invoke("settings_save")

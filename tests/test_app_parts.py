@@ -132,6 +132,20 @@ def test_the_avatar_poser_shows_the_body_model_skeleton(open_body_model):
     assert got.shape == (3, 55, 3) and np.abs(got - expected).max() < 1e-4
 
 
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (torch finds none here)")
+def test_the_avatar_poser_poses_on_the_gpu_as_on_the_cpu(deforming_avatar):
+    """The player's posing on the Settings' device: the same frames as the CPU's, as numpy for the viewer."""
+    params = read_motion(preset_motion_paths()["wave"]).pose_kwargs(slice(0, 4))
+    cpu, gpu = AvatarPoser(deforming_avatar), AvatarPoser(deforming_avatar, "cuda")
+    assert gpu.avatar.template.is_cuda and not deforming_avatar.template.is_cuda  # the caller's stays put
+    a, b = cpu.pose(params), gpu.pose(params)
+    for name in ("means", "normals", "joints"):
+        assert np.abs(getattr(a, name) - getattr(b, name)).max() < 1e-4, name
+    for name, value in cpu.arrays().items():
+        np.testing.assert_allclose(gpu.arrays()[name], value, atol=1e-6, err_msg=name)
+
+
 def test_pose_cache_fills_from_the_playhead_and_matches_direct_posing(open_body_model):
     poser = BodyPoser(open_body_model, level=0)
     motion = read_motion(preset_motion_paths()["wave"])

@@ -68,9 +68,12 @@ def test_bench_finds_the_benchmarks_beside_the_package():
 
 
 @pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="this machine has CUDA")
-def test_train_on_a_device_this_machine_lacks_is_one_line_before_any_work(tmp_path):
-    for device, says in (("cuda", "--device cpu"), ("gpu", "auto, cpu, cuda or cuda:N")):
-        result = cli("train", "-w", str(tmp_path), "--device", device)
-        assert result.returncode == 1 and says in result.stderr, result.stderr
-        assert len(result.stderr.strip().splitlines()) == 1
+def test_a_device_this_machine_lacks_is_one_line_before_any_work(tmp_path):
+    commands = (["train", "-w", str(tmp_path)], ["animate", "-w", str(tmp_path), "--motion", "wave", "-o", "x.mp4"],
+                ["export", "ply", "-w", str(tmp_path)], ["export", "video", "-w", str(tmp_path), "--motion", "wave"])
+    for command in commands:
+        for device, says in (("cuda", "--device cpu"), ("gpu", "auto, cpu, cuda or cuda:N")):
+            result = cli(*command, "--device", device)
+            assert result.returncode == 1 and says in result.stderr, (command, result.stderr)
+            assert len(result.stderr.strip().splitlines()) == 1
     assert not any(tmp_path.iterdir())

@@ -353,3 +353,25 @@ def test_mp4_has_the_requested_frames_size_and_fps(avatar, tmp_path):
     with pytest.raises(InterruptedError):
         export_video(avatar, motion, cancelled, size=(48, 64), cancelled=lambda: True)
     assert not cancelled.exists() and not list(tmp_path.glob(".cancelled*"))
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (torch finds none here)")
+def test_exports_of_an_avatar_on_cuda_match_the_cpus(avatar, motion, tmp_path):
+    """The same files (posed PLY, mesh, rigged GLB) and video frames from the avatar on either device."""
+    from persona_studio.export.gltf import export_gltf
+    from persona_studio.export.video import render_motion
+
+    out = {}
+    for name, on in (("cpu", avatar), ("cuda", copy.deepcopy(avatar).cuda())):
+        export_ply(on, tmp_path / f"{name}.ply", motion, 2)
+        export_mesh(on, tmp_path / f"{name}.obj", motion, 1)
+        _, figures = export_gltf(on, tmp_path / f"{name}.glb", {"wave": motion})
+        out[name] = (read_gaussians(tmp_path / f"{name}.ply"), trimesh.load(tmp_path / f"{name}.obj", process=False),
+                     figures, np.stack(list(render_motion(on, motion, size=(32, 48)))).astype(int))
+    (ply_c, mesh_c, gltf_c, video_c), (ply_g, mesh_g, gltf_g, video_g) = out["cpu"], out["cuda"]
+    for key in EXPECTED_PROPERTIES:
+        np.testing.assert_allclose(ply_g[key], ply_c[key], atol=1e-4, err_msg=key)
+    np.testing.assert_allclose(mesh_g.vertices, mesh_c.vertices, atol=1e-5)
+    assert gltf_g.total_error.p99_mm == pytest.approx(gltf_c.total_error.p99_mm, abs=0.05)
+    assert np.abs(video_g - video_c).mean() < 1.0 and np.abs(video_g - video_c).max() <= 12

@@ -108,12 +108,13 @@ class ExportPanel:
             app.show_error("Export", "an export is running: wait for it or cancel it")
             return
         bundle = bundle_folder(app.workspace)
+        device = app.compute_device()
 
         def run(progress, cancelled):
-            """Load the trained avatar on the worker and run the export with it."""
+            """Load the trained avatar on the worker (onto the Settings' device) and run the export with it."""
             from persona_studio.avatar.bundle import load_avatar
 
-            avatar, _ = load_avatar(bundle)
+            avatar, _ = load_avatar(bundle, device)
             return work(avatar, progress, cancelled)
 
         def progress(fraction: float, message: str, eta) -> None:

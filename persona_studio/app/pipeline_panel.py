@@ -46,14 +46,17 @@ def geometry_backend(generator: str, settings) -> str:
 
 
 def rasterizer_backend(device: str) -> str:
-    """One line saying which rasterizer training uses on ``device`` and why."""
-    import torch
-
+    """One line saying where training and playback run for the Settings' ``device`` and which rasterizer
+    that device gets (what ``rasterize(backend="auto")`` picks for tensors there), and why."""
+    from persona_studio.device import DeviceError, resolve_device
     from persona_studio.render.rasterize import auto_backend
 
-    wanted = "cuda" if device in ("auto", "cuda") and torch.cuda.is_available() else "cpu"
-    _, reason = auto_backend(wanted)
-    return f"rasterizer: {reason}"
+    try:
+        resolved = resolve_device(device)
+    except DeviceError as exc:
+        return f"device: {exc} (Settings > device)"
+    _, reason = auto_backend(resolved)
+    return f"on {resolved}; rasterizer: {reason}"
 
 
 class PipelinePanel:

@@ -87,18 +87,19 @@ class BodyPoser:
 class AvatarPoser:
     """A trained (or training) avatar. Poses a private copy, taken when the poser is made, so the
     original's owner may change it afterwards (the live view loads the next training snapshot into it).
-    Never make one from an avatar another thread is changing (a trainer's): copy a snapshot of it."""
+    Never make one from an avatar another thread is changing (a trainer's): copy a snapshot of it.
+    The copy lives on ``device`` (default: the avatar's own), where the player's posing runs."""
 
     kind = "avatar"
 
-    def __init__(self, avatar: Avatar):
-        self.avatar = copy.deepcopy(avatar).eval()
+    def __init__(self, avatar: Avatar, device: torch.device | str | None = None):
+        self.avatar = copy.deepcopy(avatar).to(device or avatar.template.device).eval()
         for parameter in self.avatar.parameters():
             parameter.requires_grad_(False)
             parameter.grad = None
         self.avatar.invalidate_cache()
         self.faces = self.avatar.faces
-        self.part_colors = PART_COLORS[self.avatar.parts.numpy()]
+        self.part_colors = PART_COLORS[self.avatar.parts.cpu().numpy()]
 
     @property
     def count(self) -> int:
@@ -109,12 +110,12 @@ class AvatarPoser:
     def pose(self, params: dict[str, torch.Tensor]) -> PosedFrames:
         """SMPL-X parameters [B, ...] -> the posed Gaussians, their normals and the skeleton (worker threads only)."""
         posed = self.avatar.pose(params, fast=True)
-        return PosedFrames(posed.means.numpy(), vertex_normals(posed.means, self.faces).numpy(),
-                           posed.joints.numpy())
+        return PosedFrames(posed.means.cpu().numpy(), vertex_normals(posed.means, self.faces).cpu().numpy(),
+                           posed.joints.cpu().numpy())
 
     def arrays(self) -> dict[str, np.ndarray]:
         """The arrays that do not change with the pose (for ``RenderThread.set_gaussians``)."""
         a = self.avatar
         with torch.no_grad():
-            return {"scales": a.scales.numpy(), "colors": a.colors.clamp(0, 1).numpy(),
+            return {"scales": a.scales.cpu().numpy(), "colors": a.colors.clamp(0, 1).cpu().numpy(),
                     "opacities": np.ones(a.num_gaussians, np.float32), "part_colors": self.part_colors}

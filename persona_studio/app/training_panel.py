@@ -76,10 +76,11 @@ class TrainingPanel:
     # -- layout -----------------------------------------------------------------------------------
     def build(self) -> None:
         """Lay out the tab's widgets (GUI thread)."""
-        from persona_studio.train.settings import LossWeights
+        from persona_studio.train.settings import LossWeights, default_preset
 
         names = preset_names()
-        default = "preview" if "preview" in names else names[0]
+        wanted = default_preset(self.app.compute_device())  # standard on a GPU, preview on the CPU
+        default = wanted if wanted in names else names[0]
         with dpg.group(horizontal=True):
             dpg.add_combo(names, default_value=default, tag="train_preset", width=110,
                           callback=lambda s, v: self.load_preset(v))
@@ -285,6 +286,7 @@ class TrainingPanel:
         app = self.app
         params = smplx_tensors(app.subject.smplx)
         training = self._thread
+        device = app.compute_device()
 
         def poll() -> None:
             """Pose each new snapshot into the poller's own avatar; end with the training thread."""
@@ -294,7 +296,7 @@ class TrainingPanel:
                 snapshot = trainer.snapshot()
                 if snapshot is not None and snapshot.step != shown_step:
                     avatar = avatar_from_snapshot(snapshot, into=avatar)
-                    poser = AvatarPoser(avatar)  # its own copy: the next snapshot loads into ``avatar``
+                    poser = AvatarPoser(avatar, device)  # its own copy: the next snapshot loads into ``avatar``
                     posed = poser.pose(params)
                     shown_step = snapshot.step
                     app.post(lambda poser=poser, posed=posed: self._show_live(trainer, stop, poser, params, posed))

@@ -121,6 +121,18 @@ class App:
         thread.start()
         return thread
 
+    def compute_device(self):
+        """The torch device the Settings ask for, where the 3D view's and the timeline's posing and the
+        exports run; the CPU, said in the status bar, when that device is not here."""
+        from persona_studio.device import DeviceError, resolve_device
+
+        try:
+            return resolve_device(self.settings.device)
+        except DeviceError as exc:
+            message = f"posing on the CPU: {exc} (Settings > device)"
+            self.post(lambda: self.status(message))
+            return resolve_device("cpu")
+
     # -- messages ---------------------------------------------------------------------------------
     def status(self, text: str) -> None:
         """Show ``text`` in the status bar."""
@@ -473,6 +485,7 @@ class App:
             return
         folder, subject, model = self.workspace, self.subject, self.model
         stages = ws.WorkspaceStages.of(folder)
+        device = self.compute_device()
 
         def make():
             """An AvatarPoser of the trained avatar, else a BodyPoser of the fitted body coloured from the
@@ -480,7 +493,7 @@ class App:
             if stages.trained:
                 from persona_studio.avatar.bundle import load_avatar
 
-                avatar, _ = load_avatar(bundle_folder(folder))
+                avatar, _ = load_avatar(bundle_folder(folder), device)
                 return AvatarPoser(avatar)
             from persona_studio.render.body import BodyRenderer
             from persona_studio.render.texture import color_from_views

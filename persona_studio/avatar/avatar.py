@@ -166,7 +166,7 @@ class Avatar(nn.Module):
         """[B, 63] body pose -> [B, N, 3] MLP offsets in canonical space (0 where not deformable)."""
         if not self.config.pose_deformation:
             return self.template.new_zeros(body_pose.shape[0], self.num_gaussians, 3)
-        pose6d = rotation_6d(body_pose.reshape(-1, 21, 3))
+        pose6d = rotation_6d(body_pose.to(self.template.device).reshape(-1, 21, 3))
         # Only deformable Gaussians go through the network (exact: the others' offsets are zero).
         moving = self.deformable_index
         if fast:
@@ -198,7 +198,10 @@ class Avatar(nn.Module):
         The steps of smplx's ``lbs``: blend shapes (:meth:`canonical`, expression), the pose-driven
         offsets (:meth:`pose_offsets`), forward kinematics, skinning, translation. ``fast`` is the
         playback path: triplane features cached, no gradients through the deformation network.
+        The parameters may live on any device: the avatar poses on its own (a motion read on the CPU
+        plays on a GPU avatar).
         """
+        params = {k: v.to(self.template.device) for k, v in params.items()}
         body_pose = params["body_pose"].reshape(-1, 63)
         batch = body_pose.shape[0]
         expression = params.get("expression")

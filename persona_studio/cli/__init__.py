@@ -12,6 +12,7 @@ from pathlib import Path
 
 from persona_studio.cli.batch import add_batch_parser
 from persona_studio.cli.export import add_export_parser
+from persona_studio.device import DEVICE_HELP
 from persona_studio.fileio import os_error_line
 from persona_studio.progress import end_progress_line, progress_printer
 from persona_studio.settings import Settings
@@ -105,10 +106,14 @@ def _cmd_generate(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
+    from persona_studio.device import resolve_device
     from persona_studio.render.rasterize import auto_backend
+    from persona_studio.train.settings import default_preset
     from persona_studio.train.trainer import Trainer, TrainSettings
 
-    settings = TrainSettings.from_preset(args.preset, iterations=args.iterations, resolution=args.resolution)
+    device = resolve_device(args.device)
+    preset = args.preset or default_preset(device)
+    settings = TrainSettings.from_preset(preset, iterations=args.iterations, resolution=args.resolution)
     settings.balanced_sampling = not args.no_balanced_sampling
     settings.geometry_weighting = not args.no_geometry_weighting
     settings.pose_deformation = not args.no_pose_deformation
@@ -127,10 +132,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
         elif event["type"] in ("resumed", "info"):
             sys.stderr.write(f"\n{event.get('message', 'resumed from the checkpoint at step ' + str(event.get('step')))}\n")
 
-    trainer = Trainer(args.workspace, settings, on_event=on_event, restart=args.restart, device=args.device)
+    trainer = Trainer(args.workspace, settings, on_event=on_event, restart=args.restart, device=str(device))
     figures = trainer.run()
     sys.stderr.write("\n")
-    print(f"trained {figures['step']} steps in {figures['seconds']} s ({args.preset} preset, on {trainer.device} with the {auto_backend(trainer.device)[0]} rasterizer)")
+    print(f"trained {figures['step']} steps in {figures['seconds']} s ({preset} preset, on {trainer.device} with the {auto_backend(trainer.device)[0]} rasterizer)")
     print(f"  photo view: masked PSNR {figures['photo_psnr']:.2f} dB")
     if "other_photos_psnr" in figures:
         print(f"  the other photos' views: masked PSNR {figures['other_photos_psnr']:.2f} dB (mean)")
@@ -142,10 +147,11 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 def _cmd_animate(args: argparse.Namespace) -> int:
     from persona_studio.avatar.bundle import load_avatar
+    from persona_studio.device import resolve_device
     from persona_studio.body.motion import preset_motion_paths, read_motion
     from persona_studio.export.video import export_video
 
-    avatar, _ = load_avatar(bundle_folder(args.workspace))
+    avatar, _ = load_avatar(bundle_folder(args.workspace), resolve_device(args.device))
     motion_path = preset_motion_paths().get(str(args.motion), args.motion)
     motion = read_motion(motion_path)
     written = export_video(avatar, motion, args.output, overwrite=args.overwrite, size=tuple(args.size),
@@ -244,7 +250,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = commands.add_parser("train", help="train the avatar on the workspace's training set")
     train.add_argument("-w", "--workspace", type=Path, required=True)
-    train.add_argument("--preset", default="preview", help="preview (CPU), standard, quality (presets/training/)")
+    train.add_argument("--preset", help="preview (CPU), standard (GPU), quality (GPU, the paper's settings); "
+                       "presets/training/. Default: standard on a GPU, else preview")
     train.add_argument("--iterations", type=int, help="override the preset's step count")
     train.add_argument("--resolution", type=int, help="override the preset's training resolution (longer side)")
     train.add_argument("--restart", action="store_true",
@@ -254,7 +261,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--no-balanced-sampling", action="store_true", help="ablation: the photo is one frame among many")
     train.add_argument("--no-geometry-weighting", action="store_true", help="ablation: full image loss on generated frames")
     train.add_argument("--no-pose-deformation", action="store_true", help="ablation: no pose-driven offsets")
-    train.add_argument("--device", default="auto", help="auto (CUDA when torch has it, else the CPU), cpu, cuda or cuda:N")
+    train.add_argument("--device", default="auto", help=DEVICE_HELP)
     train.set_defaults(run=_cmd_train)
 
     animate = commands.add_parser("animate", help="render a motion with the trained avatar into an MP4")
@@ -265,6 +272,7 @@ def build_parser() -> argparse.ArgumentParser:
     animate.add_argument("--size", type=int, nargs=2, default=(512, 512), metavar=("W", "H"))
     animate.add_argument("--fps", type=float, help="resample the motion to this frame rate")
     animate.add_argument("--overwrite", action="store_true")
+    animate.add_argument("--device", default="auto", help=DEVICE_HELP + " (posing and rendering)")
     animate.set_defaults(run=_cmd_animate)
 
     add_export_parser(commands)

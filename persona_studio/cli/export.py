@@ -10,15 +10,19 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from persona_studio.device import DEVICE_HELP
 from persona_studio.export import ExportError
 from persona_studio.progress import progress_printer
 from persona_studio.workspace.folders import bundle_folder, exports_folder
 
 
-def _avatar(workspace: Path):
+def _avatar(args: argparse.Namespace):
+    """The workspace's trained avatar on ``--device`` (checked before the bundle is read)."""
     from persona_studio.avatar.bundle import load_avatar
+    from persona_studio.device import resolve_device
 
-    avatar, _ = load_avatar(bundle_folder(workspace))
+    device = resolve_device(args.device)
+    avatar, _ = load_avatar(bundle_folder(args.workspace), device)
     return avatar
 
 
@@ -42,7 +46,7 @@ def _frame_index(motion, frame: int) -> int:
 
 def _posed(args: argparse.Namespace):
     """(avatar, motion or None, 0-based frame, output name stem) for the ply and mesh actions."""
-    avatar = _avatar(args.workspace)
+    avatar = _avatar(args)
     if args.motion is None:
         if args.frame is not None:
             raise ExportError("--frame needs --motion (the motion to pose the avatar with)")
@@ -70,7 +74,7 @@ def _cmd_ply(args: argparse.Namespace) -> int:
 def _cmd_sequence(args: argparse.Namespace) -> int:
     from persona_studio.export.ply import export_ply_sequence
 
-    avatar = _avatar(args.workspace)
+    avatar = _avatar(args)
     motion, name = _motion(args.motion)
     target = args.output or exports_folder(args.workspace) / f"{name}_ply"
     written = export_ply_sequence(avatar, motion, target, fps=args.fps, overwrite=args.overwrite,
@@ -115,7 +119,7 @@ def _print_gltf_figures(written: Path, figures) -> None:
 def _cmd_gltf(args: argparse.Namespace) -> int:
     from persona_studio.export.gltf import export_gltf
 
-    avatar, motions = _avatar(args.workspace), _animations(args)
+    avatar, motions = _avatar(args), _animations(args)
     target = args.output or exports_folder(args.workspace) / "avatar_rigged.glb"
     written, figures = export_gltf(avatar, target, motions, overwrite=args.overwrite,
                                    progress=progress_printer("gltf"))
@@ -126,7 +130,7 @@ def _cmd_gltf(args: argparse.Namespace) -> int:
 def _cmd_web(args: argparse.Namespace) -> int:
     from persona_studio.export.web import export_web
 
-    avatar, motions = _avatar(args.workspace), _animations(args)
+    avatar, motions = _avatar(args), _animations(args)
     target = args.output or exports_folder(args.workspace) / "web_player"
     written, figures = export_web(avatar, target, motions, overwrite=args.overwrite, progress=progress_printer("web"))
     _print_gltf_figures(written, figures)
@@ -138,7 +142,7 @@ def _cmd_video(args: argparse.Namespace) -> int:
     from persona_studio.workspace.subject import Subject
     from persona_studio.export.video import export_video
 
-    avatar = _avatar(args.workspace)
+    avatar = _avatar(args)
     motion, name = _motion(args.motion)
     photo = Subject.load(args.workspace).image if args.side_by_side else None
     target = args.output or exports_folder(args.workspace) / f"{name}_{args.camera}.mp4"
@@ -166,10 +170,13 @@ def _cmd_import_bundle(args: argparse.Namespace) -> int:
     return 0
 
 
-def _common(parser: argparse.ArgumentParser, output_help: str) -> None:
+def _common(parser: argparse.ArgumentParser, output_help: str, posing: bool = True) -> None:
+    """-w, -o and --overwrite; --device for the actions that pose the avatar (all but the bundle's)."""
     parser.add_argument("-w", "--workspace", type=Path, required=True, help="the avatar's workspace folder")
     parser.add_argument("-o", "--output", type=Path, help=output_help)
     parser.add_argument("--overwrite", action="store_true", help="replace the output if it exists")
+    if posing:
+        parser.add_argument("--device", default="auto", help=DEVICE_HELP + " (posing and rendering)")
 
 
 def _pose_options(parser: argparse.ArgumentParser) -> None:
@@ -224,7 +231,7 @@ def add_export_parser(subparsers) -> argparse.ArgumentParser:
     video.set_defaults(run=_cmd_video)
 
     bundle = actions.add_parser("bundle", help="the trained avatar and its subject in one zip, to open elsewhere")
-    _common(bundle, "the .zip file (default: WORKSPACE/exports/WORKSPACE_NAME.zip)")
+    _common(bundle, "the .zip file (default: WORKSPACE/exports/WORKSPACE_NAME.zip)", posing=False)
     bundle.set_defaults(run=_cmd_bundle)
 
     unpack = actions.add_parser("import-bundle", help="unpack a workspace bundle into a new workspace folder")

@@ -159,7 +159,7 @@ def pose_offsets_of(avatar: Avatar, poses: np.ndarray, batch: int = 16) -> np.nd
     with torch.no_grad():
         for start in range(0, poses.shape[0], batch):
             body = torch.as_tensor(poses[start:start + batch, skeleton.BODY].reshape(-1, 63))
-            out[start:start + batch] = avatar.pose_offsets(body, fast=True).numpy()
+            out[start:start + batch] = avatar.pose_offsets(body, fast=True).cpu().numpy()
     return out
 
 
@@ -308,11 +308,11 @@ def avatar_gltf(avatar: Avatar, motions: dict[str, Motion], progress: Progress |
     if not motions:
         raise ExportError("a glTF export needs at least one motion to animate")
     n = avatar.num_gaussians
-    rest_joints = avatar.rest_joints.numpy().astype(np.float32)
+    rest_joints = avatar.rest_joints.cpu().numpy().astype(np.float32)
     with torch.no_grad():
-        canonical = avatar.canonical().numpy().astype(np.float32)
-        scales = avatar.scales.numpy().astype(np.float32)
-        colors = avatar.colors.clamp(0, 1).numpy().astype(np.float32)
+        canonical = avatar.canonical().cpu().numpy().astype(np.float32)
+        scales = avatar.scales.cpu().numpy().astype(np.float32)
+        colors = avatar.colors.clamp(0, 1).cpu().numpy().astype(np.float32)
     opacities = np.ones(n, np.float32)
 
     # The pose offsets: PCA fitted on every step-th frame of all the motions; those frames' weights come
@@ -338,7 +338,7 @@ def avatar_gltf(avatar: Avatar, motions: dict[str, Motion], progress: Progress |
     expression_count = max((posed_expression(m).shape[1] for m in motions.values() if np.any(m.expression)),
                            default=0)
     expression_count = min(expression_count, avatar.expr_dirs.shape[2])
-    joints4, weights4 = top_weights(avatar.skinning.numpy())
+    joints4, weights4 = top_weights(avatar.skinning.cpu().numpy())
 
     binary = _Binary()
     base = canonical + pca.mean
@@ -355,7 +355,7 @@ def avatar_gltf(avatar: Avatar, motions: dict[str, Motion], progress: Progress |
         f"{EXTENSION}:SH_DEGREE_0_COEF_0": binary.add(((colors - 0.5) / SH_C0).astype(np.float32), "VEC3",
                                                       target=ARRAY_BUFFER),
     }
-    expression_dirs = avatar.expr_dirs.numpy()[..., :expression_count].transpose(2, 0, 1)  # [E, N, 3]
+    expression_dirs = avatar.expr_dirs.cpu().numpy()[..., :expression_count].transpose(2, 0, 1)  # [E, N, 3]
     targets, target_names = [], []
     for k, direction in enumerate([*pca.components, *expression_dirs]):
         targets.append({"POSITION": binary.add(np.ascontiguousarray(direction, np.float32), "VEC3",
@@ -517,17 +517,19 @@ def top4_error(avatar: Avatar, poses: np.ndarray, offsets: np.ndarray, joints4: 
                batch: int = 16) -> ReproductionError:
     """The skinning truncation alone: [F, 55, 3] ``poses`` with their exact [F, N, 3] pose ``offsets``
     skinned with all weights vs the top four."""
+    device = avatar.skinning.device
     truncated = torch.zeros_like(avatar.skinning)
-    truncated.scatter_add_(1, torch.as_tensor(joints4.astype(np.int64)), torch.as_tensor(weights4))  # unused slots add 0
+    truncated.scatter_add_(1, torch.as_tensor(joints4.astype(np.int64), device=device),
+                           torch.as_tensor(weights4, device=device))  # unused slots add 0
     tally = ErrorTally()
     with torch.no_grad():
         for start in range(0, poses.shape[0], batch):
-            pose = torch.as_tensor(poses[start:start + batch].reshape(-1, 165))
-            points = avatar.canonical()[None] + torch.as_tensor(offsets[start:start + batch])
+            pose = torch.as_tensor(poses[start:start + batch].reshape(-1, 165), device=device)
+            points = avatar.canonical()[None] + torch.as_tensor(offsets[start:start + batch], device=device)
             _, transforms = skeleton.forward_kinematics(pose, avatar.rest_joints)
             exact, _ = skin(points, transforms, avatar.skinning)
             approx, _ = skin(points, transforms, truncated)
-            tally.add((exact - approx).numpy())
+            tally.add((exact - approx).cpu().numpy())
     return tally.result()
 
 
@@ -545,7 +547,7 @@ def measure_file(avatar: Avatar, document: dict, binary: bytes, motions: dict[st
         for start in range(0, len(checked[name]), 16):
             keys = checked[name][start:start + 16]
             with torch.no_grad():
-                reference = avatar.pose(motion.pose_kwargs(keys), fast=True).means.numpy()
+                reference = avatar.pose(motion.pose_kwargs(keys), fast=True).means.cpu().numpy()
             for i, key in enumerate(keys):
                 per_frame.append(tally.add(gltf_points(document, binary, a, int(key)) - reference[i]))
             if progress is not None:

@@ -26,14 +26,14 @@ MESH_FORMATS = (".glb", ".obj")
 def avatar_mesh(avatar: Avatar, motion: Motion | None = None, frame: int = 0) -> trimesh.Trimesh:
     """The body mesh at ``frame`` (0-based) of ``motion``, or canonical without one."""
     posed = gaussians_at(avatar, motion, frame)
-    vertices = posed.means[0].detach().numpy()  # [N, 3]
-    colors = posed.colors.detach().numpy()  # [N, 3] in [0, 1]
+    vertices = posed.means[0].detach().cpu().numpy()  # [N, 3]
+    colors = posed.colors.detach().cpu().numpy()  # [N, 3] in [0, 1]
     if not (np.isfinite(vertices).all() and np.isfinite(colors).all()):
         raise ExportError("the avatar has NaN or infinite positions or colours: it is damaged; train it again "
                           "or resume from its last checkpoint")
     rgb = (colors * 255 + 0.5).astype(np.uint8)  # [N, 3]
     rgba = np.concatenate([rgb, np.full((rgb.shape[0], 1), 255, np.uint8)], axis=1)
-    return trimesh.Trimesh(vertices=vertices, faces=avatar.faces.numpy(), vertex_colors=rgba, process=False)
+    return trimesh.Trimesh(vertices=vertices, faces=avatar.faces.cpu().numpy(), vertex_colors=rgba, process=False)
 
 
 def export_mesh(avatar: Avatar, target: str | os.PathLike, motion: Motion | None = None, frame: int = 0, *,

@@ -47,8 +47,8 @@ def canonical_gaussians(avatar: Avatar) -> PosedGaussians:
     with torch.no_grad():
         means = avatar.canonical()[None]
         return PosedGaussians(means=means, scales=avatar.scales, colors=avatar.colors.clamp(0, 1),
-                              opacities=torch.ones(avatar.num_gaussians),
-                              transforms=torch.eye(3).expand(1, avatar.num_gaussians, 3, 3),
+                              opacities=means.new_ones(avatar.num_gaussians),
+                              transforms=torch.eye(3, device=means.device).expand(1, avatar.num_gaussians, 3, 3),
                               joints=avatar.rest_joints[None])
 
 
@@ -102,7 +102,7 @@ def ply_bytes(records: np.ndarray) -> bytes:
 
 def _frame_records(posed: PosedGaussians, index: int) -> np.ndarray:
     """Records of frame ``index`` of ``posed``; refuses NaN/Inf."""
-    records = gaussian_records(*(x.detach().numpy() for x in (posed.means[index], posed.scales, posed.colors,
+    records = gaussian_records(*(x.detach().cpu().numpy() for x in (posed.means[index], posed.scales, posed.colors,
                                                                posed.opacities)))
     bad = ~np.all(np.isfinite(records.view(np.float32).reshape(-1, len(PLY_PROPERTIES))), axis=1)
     if bad.any():

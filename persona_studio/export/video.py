@@ -42,9 +42,9 @@ def render_motion(avatar: Avatar, motion: Motion, *, size: tuple[int, int] = (51
         motion = resample(motion, fps)
     n = motion.num_frames
     with torch.no_grad():
-        roots = avatar.pose(motion.pose_kwargs(), fast=True).means.mean(1).numpy()
+        roots = avatar.pose(motion.pose_kwargs(), fast=True).means.mean(1).cpu().numpy()
     extent = float((avatar.template - avatar.template.mean(0)).abs().max()) + float(np.ptp(roots, axis=0).max()) / 2
-    bg = torch.full((3,), background)
+    bg = torch.full((3,), background, device=avatar.template.device)
     for start in range(0, n, batch):
         if cancelled is not None and cancelled():
             raise InterruptedError("rendering cancelled")
@@ -62,7 +62,7 @@ def render_motion(avatar: Avatar, motion: Motion, *, size: tuple[int, int] = (51
             with torch.no_grad():
                 out = rasterize_cameras([cam], posed.means[j], posed.scales, posed.opacities, posed.colors,
                                         background=bg, antialiased=True)
-            yield (out.features[0].clamp(0, 1).numpy() * 255 + 0.5).astype(np.uint8)
+            yield (out.features[0].clamp(0, 1).cpu().numpy() * 255 + 0.5).astype(np.uint8)
             if progress is not None:
                 progress((i + 1) / n, f"frame {i + 1}/{n}")
 

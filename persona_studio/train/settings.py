@@ -11,6 +11,12 @@ from persona_studio.paths import project_folder
 PRESETS_DIR = project_folder("presets") / "training"
 
 
+def default_preset(device: str) -> str:
+    """The preset a run gets unless it names one: ``standard`` on a GPU (``device`` of type cuda),
+    ``preview`` (the CPU-friendly one) elsewhere."""
+    return "standard" if str(device).startswith("cuda") else "preview"
+
+
 @dataclass
 class LossWeights:
     """Live-adjustable weights (the app's sliders)."""
