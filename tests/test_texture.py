@@ -11,8 +11,9 @@ from scipy.ndimage import uniform_filter
 from persona_studio.body.parts import PART_INDEX
 from persona_studio.capture.pipeline import fit_photo
 from persona_studio.render.body import BodyRenderer, vertex_normals
-from persona_studio.render.texture import (DRAPE_MAX, bilinear, color_from_photo, drape_torso_back,
-                                           extend_displacement, harmonic_fill, mesh_mean_operator, photo_visibility)
+from persona_studio.render.texture import (DRAPE_MAX, bilinear, color_from_photo, color_from_photos, drape_torso_back,
+                                           extend_displacement, harmonic_fill, mesh_mean_operator, photo_hair_colour,
+                                           photo_visibility)
 
 from conftest import shared_path
 
@@ -50,6 +51,28 @@ def test_an_open_jackets_back_is_the_jacket_not_the_shirt(scene):
     back = torso & (normals[:, 2] < -0.5) & (np.abs(rest[:, 0]) < 0.1)
     assert colors[shirt].mean() > 0.8  # the shirt the photo sees stays
     assert np.abs(colors[back] - (0.15, 0.15, 0.35)).max(1).mean() < 0.1, colors[back].mean(0)
+
+
+def test_the_back_of_the_head_is_the_hair_the_photo_shows_above_the_face(scene):
+    """The real photo with its person above the detected face dyed green: that is the hair colour, and
+    the back of the head takes it (not the body model's crown, nor the face's skin)."""
+    subject, renderer, _, rest, normals = scene
+    face = subject.keypoints["face"]
+    green = np.array([0.2, 0.7, 0.3])
+    image = subject.image.copy()
+    above = (np.arange(image.shape[0])[:, None] < face[:, 1].min()) & (subject.mask > 0.5)
+    image[above] = (green * 255).round().astype(np.uint8)
+    hair = photo_hair_colour(image, subject.mask, face)
+    assert hair is not None and np.abs(hair - green).max() < 2 / 255, hair
+    visibility = photo_visibility(renderer, subject.mask, subject.camera, subject.smplx)
+    colors = color_from_photos(renderer, [image], [visibility], subject.smplx["betas"], hair=hair)
+    head = renderer.parts == PART_INDEX["face_neck"]
+    eyes = rest[head, 1].max() - 0.12  # about eye level of the rest head (the crown is ~12 cm above)
+    back_of_head = head & (normals[:, 2] < -0.5) & (rest[:, 1] > eyes)
+    assert np.abs(colors[back_of_head] - green).max(1).mean() < 0.1, colors[back_of_head].mean(0)
+    cut = subject.mask * ~above  # a photo cut off at the forehead shows no hair: none is made up
+    assert photo_hair_colour(image, cut, face) is None
+    assert photo_hair_colour(image, subject.mask, face * [1, 1, 0]) is None  # no confident face
 
 
 def test_grazing_colours_are_not_taken_from_the_blended_outline(scene):

@@ -31,8 +31,8 @@ from persona_studio.workspace.training_set import PhotoSurface
 from persona_studio.render.body import BodyRenderer
 from persona_studio.render.camera import Camera
 from persona_studio.render.image import photo_on_white
-from persona_studio.render.texture import (combine_visibility, drape_torso_back, extend_displacement, infer_colors,
-                                          photo_visibility, seen_colors)
+from persona_studio.render.texture import (combine_visibility, drape_torso_back, extend_displacement, hair_colour,
+                                          infer_colors, photo_visibility, seen_colors)
 
 FIT_SIZE = 256  # longer side of the photo while fitting the surface
 FIT_STEPS = 100
@@ -67,7 +67,7 @@ def fit_surface_to_photo(renderer: BodyRenderer, subject: Subject, steps: int = 
         [photo_visibility(renderer, view.mask, view.camera, view.smplx) for view in views])
     trusted = visibility.reliable
     base = torch.as_tensor(infer_colors(renderer, visibility, seen_colors([v.balanced_image for v in views], visibility, best),
-                                        subject.smplx["betas"]))
+                                        subject.smplx["betas"], hair=hair_colour(views)))
     refined = torch.as_tensor(trusted)[:, None]
     n = renderer.interp.shape[0]
     displacement = torch.zeros(n, requires_grad=True)

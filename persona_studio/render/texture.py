@@ -8,8 +8,9 @@ when they are taken as colours). Those vertices and everything the photo does no
   the limb's front/back plane (a sleeve or a trouser leg looks much the same all round);
 - the back of the torso takes the colour that wraps round its sides (an open jacket's back is the
   jacket, not the shirt the front shows between its lapels);
-- the back and sides of the head take the colour the photo sees on the crown, above the forehead
-  (hair, or skin when bald), the back of the neck the neck's;
+- the back and sides of the head take the colour of the hair: the person's pixels above the outline
+  of the face the detector found (:func:`hair_colour`: hair, a bald crown's skin or a hat), else what
+  the photo sees on the body's crown; the back of the neck the neck's;
 - between what is seen and what is inferred, the colours are diffused over the mesh (a harmonic fill),
   so the sides blend from the seen front to the inferred back without seams.
 
@@ -26,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 import torch
-from scipy.ndimage import distance_transform_edt
+from scipy.ndimage import binary_erosion, distance_transform_edt
 from scipy.spatial import cKDTree
 
 from persona_studio.body.model import smplx_tensors
@@ -43,6 +44,11 @@ MIRROR_NEIGHBOURS = 16  # trusted vertices averaged round a limb vertex's mirror
 MIRROR_DETAIL = 0.5  # share of the mirrored detail (relative to the part's dominant colour) kept
 CHIN_BELOW_EYES = 0.12  # metres from the eyes down to the chin, where the neck begins
 CROWN_ABOVE_EYES = 0.07  # metres above the eyes where a head is hair (or bald skin), not forehead
+# MediaPipe's face-mesh outline (FACEMESH_FACE_OVAL), from the top of the forehead round by the right.
+FACE_OVAL = (10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365, 379, 378, 400, 377, 152, 148,
+             176, 149, 150, 136, 172, 58, 132, 93, 234, 127, 162, 21, 54, 103, 67, 109)
+HAIR_BAND = 0.6  # the hair is looked for up to this share of the face's height above the face's top
+HAIR_MIN_PIXELS = 30  # fewer person pixels there (a photo cut off at the forehead): no hair colour
 DRAPE_STRIP = 0.02  # metres: width of the vertical strips of the rest body a garment's back hangs in
 DRAPE_MAX = 0.12  # metres: the furthest a hanging garment stands off the body
 DRAPE_SMOOTHING = 10  # neighbour-averaging passes that blend the hung strips into each other
@@ -143,14 +149,45 @@ def _median(colors: np.ndarray, fallback: np.ndarray) -> np.ndarray:
     return np.median(colors, 0) if len(colors) else fallback
 
 
+def photo_hair_colour(image: np.ndarray, mask: np.ndarray, face: np.ndarray | None) -> np.ndarray | None:
+    """[3] in [0, 1]: the median colour of the person above the outline of the face (``face`` [478, 3]:
+    MediaPipe's face landmarks in pixels and their confidence), over the width of the head, two pixels in
+    from the mask's edge; None without a confident face or with too little above it.
+
+    The body model's crown does not follow the person's hairline (nor a lowered head), so the colour of
+    the head's unseen back is taken from the photo's hair itself."""
+    if face is None or len(face) <= max(FACE_OVAL) or float(np.min(face[list(FACE_OVAL), 2])) < 0.5:
+        return None
+    oval = face[list(FACE_OVAL), :2]
+    top, height = float(oval[:, 1].min()), float(np.ptp(oval[:, 1]))
+    half_width = float(np.ptp(oval[:, 0])) / 2 + 0.25 * height  # the face is narrower than the head
+    centre = float(oval[:, 0].mean())
+    rows = slice(max(int(top - HAIR_BAND * height), 0), max(int(top), 0))
+    cols = slice(max(int(centre - half_width), 0), max(int(centre + half_width) + 1, 0))
+    person = binary_erosion(mask > 0.5, iterations=2)[rows, cols]
+    if person.sum() < HAIR_MIN_PIXELS:
+        return None
+    return np.median(image[rows, cols][person].astype(np.float32) / 255.0, axis=0)
+
+
+def hair_colour(views) -> np.ndarray | None:
+    """The hair colour (:func:`photo_hair_colour`) of the first of ``views`` (objects with
+    ``balanced_image``, ``mask`` and ``keypoints["face"]``: a Subject's views) that shows it."""
+    for view in views:
+        colour = photo_hair_colour(view.balanced_image, view.mask, view.keypoints.get("face"))
+        if colour is not None:
+            return colour
+    return None
+
+
 def inferred_back_colors(colors: np.ndarray, trusted: np.ndarray, rest: np.ndarray, rest_normals: np.ndarray,
                          parts: np.ndarray, head_levels: tuple[float, float],
-                         crown_seen: np.ndarray | None = None) -> np.ndarray:
+                         crown_seen: np.ndarray | None = None, hair: np.ndarray | None = None) -> np.ndarray:
     """[V, 3] the colour each vertex would have on the side the photo does not see, from the ``trusted``
     [V] vertices' ``colors`` [V, 3] (see the module docstring). ``rest``/``rest_normals`` [V, 3] are the
     template's; ``head_levels`` (chin, eyes) are the rest heights separating neck, face and crown;
     ``crown_seen`` [V] the vertices whose colour may sample the hair (a frontal photo sees the top of the
-    head only obliquely; default ``trusted``)."""
+    head only obliquely; default ``trusted``), unless the photo's ``hair`` colour [3] is given."""
     overall = _median(colors[trusted], np.full(3, 0.5))
     out = np.empty_like(colors)
     # Limbs: the part's dominant colour, carrying half of the detail of the mirror image through the
@@ -183,7 +220,7 @@ def inferred_back_colors(colors: np.ndarray, trusted: np.ndarray, rest: np.ndarr
     chin_y, eye_y = head_levels
     crown = head & (rest[:, 1] > eye_y + CROWN_ABOVE_EYES) & (trusted if crown_seen is None else crown_seen)
     neck = head & (rest[:, 1] < chin_y)
-    crown_colour = _median(colors[crown], _median(colors[head & trusted], overall))
+    crown_colour = hair if hair is not None else _median(colors[crown], _median(colors[head & trusted], overall))
     neck_colour = _median(colors[neck & trusted], crown_colour)
     blend = np.clip((rest[:, 1] - chin_y) / 0.06, 0, 1)[:, None]  # neck -> crown over 6 cm
     out[head] = (blend * crown_colour + (1 - blend) * neck_colour)[head]
@@ -200,9 +237,10 @@ def rest_surface(renderer: BodyRenderer, betas: np.ndarray) -> tuple[np.ndarray,
 
 
 def infer_colors(renderer: BodyRenderer, visibility: PhotoVisibility, photo_colors: np.ndarray,
-                 betas: np.ndarray, trusted: np.ndarray | None = None) -> np.ndarray:
+                 betas: np.ndarray, trusted: np.ndarray | None = None, hair: np.ndarray | None = None) -> np.ndarray:
     """[V, 3] colours: ``photo_colors`` [V, 3] where the photo is trusted (default: seen squarely), the
-    inferred back where the body faces away from the photo, harmonic blends in between."""
+    inferred back where the body faces away from the photo (its head from ``hair`` [3] when given),
+    harmonic blends in between."""
     trusted = visibility.reliable if trusted is None else trusted
     if not trusted.any():
         return np.full_like(photo_colors, 0.5)
@@ -211,7 +249,7 @@ def infer_colors(renderer: BodyRenderer, visibility: PhotoVisibility, photo_colo
     levels = (eye_y - CHIN_BELOW_EYES, eye_y)
     inside = visibility.seen & (visibility.edge_px >= np.maximum(1.5, EDGE_SHARE * visibility.person_px))
     back = inferred_back_colors(photo_colors, trusted, rest, rest_normals, renderer.parts, levels,
-                                crown_seen=inside)
+                                crown_seen=inside, hair=hair)
     # A head's sides are hair or ears, never the face stretched round: there the inferred colour holds
     # wherever the photo is not trusted; elsewhere from where the body turns away.
     head = renderer.parts == PART_INDEX["face_neck"]
@@ -242,11 +280,11 @@ def seen_colors(images: list[np.ndarray], visibility: PhotoVisibility, best: np.
 
 
 def color_from_photos(renderer: BodyRenderer, images: list[np.ndarray], visibilities: list[PhotoVisibility],
-                      betas: np.ndarray) -> np.ndarray:
+                      betas: np.ndarray, hair: np.ndarray | None = None) -> np.ndarray:
     """[V, 3] colours from photos of one person (``images`` [H, W, 3] uint8 and how each sees the body):
     each vertex from the photo that sees it best, inferred where none sees it squarely."""
     visibility, best = combine_visibility(visibilities)
-    return infer_colors(renderer, visibility, seen_colors(images, visibility, best), betas)
+    return infer_colors(renderer, visibility, seen_colors(images, visibility, best), betas, hair=hair)
 
 
 def color_from_views(renderer: BodyRenderer, views) -> np.ndarray:
@@ -254,7 +292,8 @@ def color_from_views(renderer: BodyRenderer, views) -> np.ndarray:
     uint8 (its colours matched to the first's), ``mask``, ``camera`` and ``smplx`` (a Subject's
     ``views``): :func:`color_from_photos`."""
     visibilities = [photo_visibility(renderer, view.mask, view.camera, view.smplx) for view in views]
-    return color_from_photos(renderer, [view.balanced_image for view in views], visibilities, views[0].smplx["betas"])
+    return color_from_photos(renderer, [view.balanced_image for view in views], visibilities, views[0].smplx["betas"],
+                             hair=hair_colour(views))
 
 
 def extend_displacement(renderer: BodyRenderer, displacement: np.ndarray, visibility: PhotoVisibility) -> np.ndarray:

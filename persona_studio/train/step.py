@@ -123,11 +123,15 @@ def data_losses(out: RasterOutput, frame: FrameData, weights: LossWeights, seams
 
 
 def regularisers(avatar: Avatar, weights: LossWeights, neighbours: torch.Tensor, counts: torch.Tensor,
-                 prior_colors: torch.Tensor) -> dict[str, torch.Tensor]:
+                 prior_colors: torch.Tensor, prior_offsets: torch.Tensor) -> dict[str, torch.Tensor]:
     """The terms on the avatar alone: Laplacians over the mesh (``neighbours``, ``counts`` from
-    ``mesh_neighbours``) and the pull towards the starting colours ``prior_colors`` [N, 3]."""
+    ``mesh_neighbours``) and the pull towards the starting colours ``prior_colors`` [N, 3].
+
+    The offsets' Laplacian smooths what training changes, ``offsets - prior_offsets`` (the start is the
+    re-poser's clothed volume): smoothing the offsets themselves would flatten that volume wherever the
+    frames say little (the sides and the back), the hem of a jacket and the hair first."""
     w, a = weights, avatar
-    laplacian = (w.laplacian_offsets * uniform_laplacian(a.offsets, neighbours, counts)
+    laplacian = (w.laplacian_offsets * uniform_laplacian(a.offsets - prior_offsets, neighbours, counts)
                  + w.laplacian_scales * uniform_laplacian(a.log_scales[:, None], neighbours, counts)
                  + w.laplacian_colors * uniform_laplacian(a.colors, neighbours, counts))
     # The frames may move a colour only as far as their evidence agrees: a Gaussian few frames show

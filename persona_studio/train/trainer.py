@@ -211,6 +211,7 @@ class Trainer:
             self.avatar, extra, saved = load_checkpoint(self.checkpoint_path, self.device)
             self.step = int(saved["step"])
             self.prior_colors = extra.get("prior_colors", self.avatar.colors.detach()).clone()
+            self.prior_offsets = extra.get("prior_offsets", torch.zeros_like(self.avatar.offsets)).clone()
             self._build_optimiser()
             self._restore(extra, saved)
             self.on_event({"type": "resumed", "step": self.step})
@@ -236,6 +237,7 @@ class Trainer:
                 a.offsets.copy_(shift[:, None] * vertex_normals(a.template, a.faces))
         self.step = 0
         self.prior_colors = self.avatar.colors.detach().clone()
+        self.prior_offsets = self.avatar.offsets.detach().clone()
         self._build_optimiser()
 
     def _build_optimiser(self) -> None:
@@ -265,6 +267,7 @@ class Trainer:
         """Write everything a resumed run needs (avatar, corrections, Adam, sampler, step), atomically."""
         extra = {f"delta.{k}": torch.cat(v).detach() for k, v in self.deltas.items()}
         extra["prior_colors"] = self.prior_colors
+        extra["prior_offsets"] = self.prior_offsets
         for pid, st in self.optimiser.state_dict()["state"].items():
             extra.update({f"adam.{pid}.step": torch.as_tensor(st["step"]).reshape(1) if not torch.is_tensor(st["step"]) else st["step"],
                           f"adam.{pid}.exp_avg": st["exp_avg"], f"adam.{pid}.exp_avg_sq": st["exp_avg_sq"]})
@@ -310,7 +313,7 @@ class Trainer:
         background = torch.ones(3, device=self.device) if background is None else background
         terms = data_losses(out, self.frames[index], w, self.seams(index), self.colour_weights(index), background,
                             self.settings.geometry_weighting)
-        terms.update(regularisers(self.avatar, w, self.neighbours, self.counts, self.prior_colors))
+        terms.update(regularisers(self.avatar, w, self.neighbours, self.counts, self.prior_colors, self.prior_offsets))
         total = sum(terms.values())
         return total, {k: float(v.detach()) for k, v in terms.items()}
 
