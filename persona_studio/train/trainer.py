@@ -315,7 +315,9 @@ class Trainer:
                             self.settings.geometry_weighting)
         terms.update(regularisers(self.avatar, w, self.neighbours, self.counts, self.prior_colors, self.prior_offsets))
         total = sum(terms.values())
-        return total, {k: float(v.detach()) for k, v in terms.items()}
+        # One read-back for all the figures: on a GPU each float() would wait for the device on its own.
+        values = torch.stack([v.detach().reshape(()) for v in (*terms.values(), total)]).tolist()
+        return total, dict(zip((*terms, "total"), values))
 
     def train_step(self) -> dict[str, float]:
         """One optimisation step on one drawn frame; returns its loss terms, the total and the frame."""
@@ -334,7 +336,7 @@ class Trainer:
         # A random plain background per step, the same on a resumed run: the silhouette is learnt by
         # opacity, never by blending edge colours towards one background (a light rim on a dark viewport).
         background = torch.rand(3, generator=torch.Generator().manual_seed(s.seed * 1_000_003 + self.step)).to(self.device)
-        loss, terms = self.losses_for(index, background)
+        loss, terms = self.losses_for(index, background)  # terms["total"]: the loss's value
         loss.backward()
         self.optimiser.step()
         with torch.no_grad():  # colours stay colours: a channel past 0 or 1 would freeze behind the clamp
@@ -343,7 +345,6 @@ class Trainer:
         self.avatar.invalidate_cache()
         self.step += 1
         self._snapshots.publish_if_wanted(self.avatar, self.step)
-        terms["total"] = float(loss.detach())
         terms["frame"] = index
         return terms
 
