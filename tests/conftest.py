@@ -11,6 +11,15 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
 
 
+def needs_cuda(test):
+    """A CUDA-only test: marked ``cuda`` (``pytest -m cuda`` runs them all), skipped with the reason where
+    torch finds no CUDA device."""
+    import torch
+
+    skip = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (torch finds none here)")
+    return pytest.mark.cuda(skip(test))
+
+
 def shared_path(*parts: str) -> Path:
     """A file under ../shared/data, or skip the test with the reason when it is absent."""
     path = SHARED_DATA.joinpath(*parts)

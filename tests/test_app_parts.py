@@ -16,6 +16,8 @@ from persona_studio.app.posers import AvatarPoser, BodyPoser, rest_pose
 from persona_studio.avatar.avatar import Avatar, AvatarConfig
 from persona_studio.body.motion import Motion, preset_motion_paths, read_motion
 
+from conftest import needs_cuda
+
 
 def test_the_clock_drops_frames_instead_of_slowing_down():
     clock = PlaybackClock(num_frames=100, fps=30.0)
@@ -132,8 +134,7 @@ def test_the_avatar_poser_shows_the_body_model_skeleton(open_body_model):
     assert got.shape == (3, 55, 3) and np.abs(got - expected).max() < 1e-4
 
 
-@pytest.mark.cuda
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (torch finds none here)")
+@needs_cuda
 def test_the_avatar_poser_poses_on_the_gpu_as_on_the_cpu(deforming_avatar):
     """The player's posing on the Settings' device: the same frames as the CPU's, as numpy for the viewer."""
     params = read_motion(preset_motion_paths()["wave"]).pose_kwargs(slice(0, 4))

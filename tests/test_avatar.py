@@ -10,6 +10,8 @@ from persona_studio.avatar.avatar import Avatar, AvatarConfig, NO_DEFORM_JOINTS
 from persona_studio.avatar.bundle import BundleError, load_avatar, save_avatar
 from persona_studio.body.skeleton import JOINT_INDEX as J
 
+from conftest import needs_cuda
+
 
 @pytest.fixture(scope="module")
 def avatar(open_body_model):
@@ -104,8 +106,7 @@ def test_bundle_round_trip_is_bit_exact(avatar, tmp_path):
         load_avatar(tmp_path)
 
 
-@pytest.mark.cuda
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (torch finds none here)")
+@needs_cuda
 def test_a_bundle_saved_on_one_device_loads_and_poses_identically_on_the_other(avatar, tmp_path):
     from persona_studio.avatar.bundle import load_checkpoint, save_checkpoint
 

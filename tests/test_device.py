@@ -8,6 +8,8 @@ import torch
 
 from persona_studio.device import DeviceError, resolve_device
 
+from conftest import needs_cuda
+
 
 def test_auto_is_cuda_when_torch_has_it_else_the_cpu():
     expected = "cuda" if torch.cuda.is_available() else "cpu"
@@ -27,8 +29,7 @@ def test_cuda_without_cuda_says_to_use_the_cpu():
         resolve_device("cuda")
 
 
-@pytest.mark.cuda
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (torch finds none here)")
+@needs_cuda
 def test_cuda_names_a_device_that_exists():
     assert resolve_device("cuda") == torch.device("cuda", 0)
     with pytest.raises(DeviceError, match="CUDA device"):

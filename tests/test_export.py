@@ -29,6 +29,8 @@ from persona_studio.export.workspace_bundle import (WorkspaceBundleError, export
 from persona_studio.render.camera import Camera
 from persona_studio.render.rasterize import rasterize
 
+from conftest import needs_cuda
+
 EXPECTED_PROPERTIES = ["x", "y", "z", "nx", "ny", "nz", "f_dc_0", "f_dc_1", "f_dc_2", "opacity",
                        "scale_0", "scale_1", "scale_2", "rot_0", "rot_1", "rot_2", "rot_3"]
 C0 = 0.28209479177387814
@@ -355,8 +357,7 @@ def test_mp4_has_the_requested_frames_size_and_fps(avatar, tmp_path):
     assert not cancelled.exists() and not list(tmp_path.glob(".cancelled*"))
 
 
-@pytest.mark.cuda
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (torch finds none here)")
+@needs_cuda
 def test_exports_of_an_avatar_on_cuda_match_the_cpus(avatar, motion, tmp_path):
     """The same files (posed PLY, mesh, rigged GLB) and video frames from the avatar on either device."""
     from persona_studio.export.gltf import export_gltf

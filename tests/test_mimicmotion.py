@@ -17,6 +17,8 @@ from persona_studio.generate.mimicmotion import (CUDA_MESSAGE, MimicMotionError,
                                                  blend_windows, check_mimicmotion, letterbox, unletterbox,
                                                  window_plan)
 
+from conftest import needs_cuda
+
 HAVE_DIFFUSERS = all(importlib.util.find_spec(name) for name in ("diffusers", "transformers"))
 needs_diffusers = pytest.mark.skipif(not HAVE_DIFFUSERS, reason='diffusers/transformers not installed '
                                      '(pip install "persona-studio[gpu]")')
@@ -290,8 +292,7 @@ def test_bad_inputs_are_explained(generator):
         generator.generate(reference, skeletons, steps=2, window=4, overlap=4)
 
 
-@pytest.mark.cuda
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (torch finds none here)")
+@needs_cuda
 def test_fp16_on_cuda_matches_fp32_on_the_cpu(generator, tiny_model):
     """The real path (CUDA, half precision, the release's fp32 reference encoding) against the CPU's
     full precision: the seed decides the same frames on both devices."""

@@ -15,7 +15,7 @@ from persona_studio.train.sampler import BalancedSampler
 from persona_studio.train.seams import seam_mask
 from persona_studio.train.trainer import Trainer, TrainSettings
 
-from conftest import shared_path
+from conftest import needs_cuda, shared_path
 
 
 @pytest.fixture(scope="module")
@@ -307,8 +307,7 @@ def test_a_frames_background_never_reaches_the_colours(workspace, open_body_mode
 
 
 
-@pytest.mark.cuda
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (torch finds none here)")
+@needs_cuda
 def test_a_training_step_on_cuda_matches_the_cpu(workspace, open_body_model):
     """The same run on both devices (gsplat on CUDA, the reference on the CPU): the first two steps'
     loss terms agree within 1 % (the second sees the first's Adam update)."""
