@@ -6,7 +6,7 @@
 #
 # WHEELS: a folder of the wheels the machine lacks, made where pip works, e.g.
 #   pip download --no-deps --only-binary=:all: --python-version 3.12 --platform manylinux2014_x86_64 \
-#       -d WHEELS gsplat smplx platformdirs diffusers
+#       -d WHEELS gsplat smplx platformdirs diffusers trimesh plyfile
 # WORKSPACE: a workspace fitted and generated on any machine (persona-studio fit, then generate).
 # MINUTES: how long the quality preset's run may take before it stops and projects the rest (default 4);
 # DEADLINE: a Unix time by which everything must have ended (a device lease's limit): the run stops sooner.
@@ -34,7 +34,8 @@ else
     echo "gsplat could not build its CUDA kernels (above): it is removed, the rest uses the PyTorch reference on CUDA"
     rm -rf "$site"/gsplat "$site"/gsplat-*
 fi
-tests=(tests/test_device.py tests/test_render.py tests/test_avatar.py tests/test_mimicmotion.py)
+tests=(tests/test_device.py tests/test_render.py tests/test_avatar.py tests/test_mimicmotion.py tests/test_export.py
+       tests/test_app_parts.py)
 python3 -c 'import mediapipe' 2>/dev/null && tests+=(tests/test_train.py)
 python3 -m pytest -q -p no:cacheprovider -m cuda "${tests[@]}"
 python3 benchmarks/gpu_check.py --workspace "$workspace" --full --full-minutes "$minutes" ${deadline:+--deadline "$deadline"}
