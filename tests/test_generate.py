@@ -19,7 +19,7 @@ from persona_studio.render.mesh import mesh_silhouette
 from persona_studio.capture.detect import segment_person
 from persona_studio.capture.pipeline import fit_photo
 from persona_studio.render.body import BodyRenderer
-from persona_studio.render.texture import color_from_photo
+from persona_studio.render.texture import color_from_photo, photo_visibility, seen_colors
 from persona_studio.generate.skeleton_video import openpose_points
 from persona_studio.workspace.subject import Subject
 from persona_studio.generate.reposer import FIT_SIZE, photo_targets
@@ -94,6 +94,20 @@ def test_reposer_surface_is_fitted_to_the_photo(workspace, open_body_model):
     dressed = renderer.render(posed, colors, camera, displacement=torch.as_tensor(surface.displacement)).mask > 0.5
     photo = mask.numpy() > 0.5
     assert _iou(dressed, photo) > max(_iou(bare, photo) + 0.02, 0.85), (_iou(dressed, photo), _iou(bare, photo))
+
+
+def test_reposer_colours_are_the_photos_own_samples_where_it_sees_squarely(workspace, open_body_model):
+    # The colours the surface fit adjusts while it fits the outline are not kept: where the photo sees the
+    # body squarely the surface carries the photo's pixel at each vertex, not colours overshooting so that
+    # their blend matches the photo from its one viewpoint (which every other view shows as noise).
+    subject = Subject.load(workspace)
+    surface = PhotoSurface.load(workspace / "training_set" / SURFACE_FILE)
+    renderer = BodyRenderer(open_body_model, TrainingSet(workspace).manifest["template_level"])
+    visibility = photo_visibility(renderer, subject.mask, subject.camera, subject.smplx)
+    square = visibility.reliable
+    samples = seen_colors([subject.balanced_image], visibility, np.zeros(len(square), np.int64))
+    assert square.sum() > 1000
+    np.testing.assert_allclose(surface.colors[square], samples[square], atol=1e-5)
 
 
 def test_the_back_of_the_head_is_not_a_mirrored_face(workspace, open_body_model):

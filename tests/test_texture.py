@@ -3,6 +3,7 @@ real photo: painted test photos make the right answer known."""
 
 from __future__ import annotations
 
+import dataclasses
 import numpy as np
 import pytest
 import torch
@@ -11,9 +12,10 @@ from scipy.ndimage import uniform_filter
 from persona_studio.body.parts import PART_INDEX
 from persona_studio.capture.pipeline import fit_photo
 from persona_studio.render.body import BodyRenderer, vertex_normals
-from persona_studio.render.texture import (DRAPE_MAX, bilinear, color_from_photo, color_from_photos, drape_torso_back,
-                                           extend_displacement, harmonic_fill, mesh_mean_operator, photo_hair_colour,
-                                           photo_visibility)
+from persona_studio.render.camera import Camera
+from persona_studio.render.texture import (DRAPE_MAX, bilinear, color_from_photo, color_from_photos, depth_pinned,
+                                           drape_torso_back, extend_displacement, harmonic_fill, mesh_mean_operator,
+                                           photo_hair_colour, photo_visibility)
 
 from conftest import shared_path
 
@@ -104,26 +106,61 @@ def test_the_volume_the_photo_shows_goes_round_the_back(scene):
     np.testing.assert_array_equal(extended[constrained], displacement[constrained])
 
 
-def test_the_back_of_a_garment_hangs_from_the_shoulder_blades(scene):
-    """Down the middle of the unseen back the clothed surface no longer follows the hollow of the lower
-    back: it stands off at least as far as the shoulder blades above it (within the smoothing), and
-    nothing the photo sees, nor anything off the torso, moves."""
+def _back_camera(scene) -> Camera:
+    """The photo's camera turned half round the fitted body (about its vertical axis through the body's
+    centre): a back photo taken from the same distance."""
+    subject, _, posed, _, _ = scene
+    cam = subject.camera
+    centre = posed.numpy().mean(0)
+    half_turn = np.diag([-1.0, 1.0, -1.0])  # 180 degrees about the world's vertical (y) axis
+    R = cam.R @ half_turn
+    return dataclasses.replace(cam, R=R, t=cam.R @ centre + cam.t - R @ centre)
+
+
+def _hollow_filled(scene, pinned: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Drape a bare body with ``pinned`` vertices: (displacement, the share of the lower back's hollow
+    the drape fills per vertex down the spine, the spine's vertices)."""
     subject, renderer, _, rest, normals = scene
-    _, mask = _photo_of(scene, np.full((len(rest), 3), 0.5))
-    seen = photo_visibility(renderer, mask, subject.camera, subject.smplx).seen
-    flat = np.zeros(len(rest), np.float32)
-    draped = drape_torso_back(renderer, flat, seen, subject.smplx["betas"])
+    draped = drape_torso_back(renderer, np.zeros(len(rest), np.float32), pinned, subject.smplx["betas"])
     torso = renderer.parts == PART_INDEX["torso"]
-    spine = torso & ~seen & (np.abs(rest[:, 0]) < 0.02) & (normals[:, 2] < -0.8)
+    spine = torso & ~pinned & (np.abs(rest[:, 0]) < 0.02) & (normals[:, 2] < -0.8)
     order = np.argsort(-rest[spine, 1])
     before = -rest[spine, 2][order]  # how far back the body lies, from the top of the back down
     after = before + draped[spine][order] * -normals[spine, 2][order]
     hollow = np.maximum.accumulate(before) - before
     assert hollow.max() > 0.015, hollow.max()  # the body does have a hollow here, which the test needs
     deepest = hollow > 0.5 * hollow.max()
-    filled = (after - before)[deepest] / hollow[deepest]  # 1: hangs straight down from above
-    assert np.median(filled) > 0.8 and filled.mean() > 0.6, (hollow[deepest].mean(), np.quantile(filled, [0.1, 0.5]))
-    assert np.all(draped[seen | ~torso] == 0) and draped.min() >= 0 and draped.max() <= DRAPE_MAX
+    return draped, (after - before)[deepest] / hollow[deepest], spine  # 1: hangs straight down from above
+
+
+def test_the_back_of_a_garment_hangs_from_the_shoulder_blades(scene):
+    """Down the middle of the back the clothed surface no longer follows the hollow of the lower back: it
+    stands off at least as far as the shoulder blades above it (within the smoothing); nothing on the
+    photo's outline, nothing facing the photo, nothing off the torso moves."""
+    subject, renderer, _, rest, normals = scene
+    _, mask = _photo_of(scene, np.full((len(rest), 3), 0.5))
+    pinned = depth_pinned([photo_visibility(renderer, mask, subject.camera, subject.smplx)])
+    draped, filled, _ = _hollow_filled(scene, pinned)
+    assert np.median(filled) > 0.8 and filled.mean() > 0.6, np.quantile(filled, [0.1, 0.5])
+    torso = renderer.parts == PART_INDEX["torso"]
+    assert np.all(draped[pinned | ~torso | (normals[:, 2] > -0.2)] == 0)
+    assert draped.min() >= 0 and draped.max() <= DRAPE_MAX
+
+
+def test_a_back_photo_shows_the_back_face_on_and_the_garment_still_hangs(scene):
+    """A back photo sees the back squarely (its colours), not how far the cloth stands off it: the
+    drape over the lower back is the same with it as with the front photo alone."""
+    subject, renderer, posed, rest, _ = scene
+    paint = np.full((len(rest), 3), 0.5)
+    front = photo_visibility(renderer, _photo_of(scene, paint)[1], subject.camera, subject.smplx)
+    back_camera = _back_camera(scene)
+    back_mask = renderer.render(posed, torch.as_tensor(paint, dtype=torch.float32), back_camera).mask
+    back = photo_visibility(renderer, back_mask, back_camera, subject.smplx)
+    draped_front, _, spine = _hollow_filled(scene, depth_pinned([front]))
+    assert back.seen[spine].mean() > 0.9  # the back photo does see the middle of the back
+    draped_both, filled, _ = _hollow_filled(scene, depth_pinned([front, back]))
+    assert np.median(filled) > 0.8, np.quantile(filled, [0.1, 0.5])
+    np.testing.assert_allclose(draped_both[spine], draped_front[spine], atol=0.005)
 
 
 def test_harmonic_fill_keeps_fixed_values_and_interpolates_between_them():

@@ -2,15 +2,14 @@
 
 Honest about what it is: a textured body surface, so it teaches the avatar the subject's colours and a
 plausible geometry in new poses, but no cloth dynamics (that is what a video generator such as
-MimicMotion adds). Before re-posing, the body's surface is pushed along its normals and the colours the
-photo sees refined until its render matches the photo's person (:func:`fit_surface_to_photo`): hair and loose
-clothes the naked body lacks then appear in every generated frame, so those frames and the photo agree
-on the person's outline instead of pulling the avatar two ways.
+MimicMotion adds). Before re-posing, the body's surface is pushed along its normals until its render
+matches the photo's person (:func:`fit_surface_to_photo`): hair and loose clothes the naked body lacks
+then appear in every generated frame, so those frames and the photo agree on the person's outline
+instead of pulling the avatar two ways.
 
 By default it renders one template level above the CPU preview avatar (level 2: four times the
-splats). Its surface then reproduces the photo at about 34 dB instead of 29 dB (256 px, 100 fit
-steps). That matters because the avatar's colours settle between the photo and these frames: level-1
-frames cost the preview avatar about 1.5 dB on the photo's own view.
+splats, half the size), so its frames sample the photo's colours twice as finely as the preview avatar
+can hold, and a `quality` (level 2) avatar can start from the same surface.
 
 It exists so the whole pipeline runs anywhere, with no weights and no GPU. The rendering itself is
 ``render.body.BodyRenderer``.
@@ -31,8 +30,8 @@ from persona_studio.workspace.training_set import PhotoSurface
 from persona_studio.render.body import BodyRenderer
 from persona_studio.render.camera import Camera
 from persona_studio.render.image import photo_on_white
-from persona_studio.render.texture import (combine_visibility, drape_torso_back, extend_displacement, hair_colour,
-                                          infer_colors, photo_visibility, seen_colors)
+from persona_studio.render.texture import (combine_visibility, depth_pinned, drape_torso_back, extend_displacement,
+                                          hair_colour, infer_colors, photo_visibility, seen_colors)
 
 FIT_SIZE = 256  # longer side of the photo while fitting the surface
 FIT_STEPS = 100
@@ -48,27 +47,31 @@ def photo_targets(subject: Subject, size: int) -> tuple[Camera, torch.Tensor, to
 def fit_surface_to_photo(renderer: BodyRenderer, subject: Subject, steps: int = FIT_STEPS, size: int = FIT_SIZE,
                          progress: Callable[[float, str], None] | None = None,
                          cancelled: Callable[[], bool] | None = None) -> PhotoSurface:
-    """Displacements along the normals (smooth: a Laplacian keeps neighbours together) and colours of
-    the vertices the photos see squarely, fitted so that the posed body's render matches every photo of
-    the subject (L1 on the image on white and on the mask, each photo in its own pose and camera); then
-    the volume and the colours are carried round what no photo sees (``render.texture``). Each vertex's
-    colour starts from the photo that sees it best.
+    """Displacements along the normals (smooth: a Laplacian keeps neighbours together) fitted so that the
+    posed body's render matches every photo of the subject (L1 on the image on white and on the mask,
+    each photo in its own pose and camera); then the volume is carried round what no photo pins down
+    (``render.texture``). Each vertex takes its colour from the photo that sees it best, inferred where
+    none sees it squarely.
 
-    Only squarely seen colours are refined: at grazing angles the photo blends into its background (a
-    colour refined there becomes a light streak), and colours the photo does not see get gradients
-    thousands of times smaller than seen ones through the last bit of transmittance, which Adam would
-    blow up into full-size noisy steps (a speckled back).
+    Corrections to the squarely seen colours are fitted alongside the displacement, so that the
+    displacement answers the photo's outline rather than colours a pixel off, but they are not kept:
+    fitting per-splat colours to a photo deconvolves it through the overlapping splats, the colours
+    overshooting until their blend matches each pixel from that one viewpoint. That matches the photo
+    and every other view worse (benchmarks/novel_views.py, the surface alone: front views 0.5 dB, and
+    with a back photo back views 2 dB, below the photos' own samples). The avatar learns the photo's
+    pixels from the photo itself. Colours the photo does not see squarely get no correction at all: at
+    grazing angles the photo blends into its background, and unseen ones get gradients thousands of
+    times smaller through the last bit of transmittance, which Adam would blow up into noise.
     """
     views = subject.views
     targets = [photo_targets(view, size) for view in views]
     with torch.no_grad():
         posed = [renderer.model.forward(**smplx_tensors(view.smplx)).vertices[0] for view in views]
-    visibility, best = combine_visibility(
-        [photo_visibility(renderer, view.mask, view.camera, view.smplx) for view in views])
-    trusted = visibility.reliable
-    base = torch.as_tensor(infer_colors(renderer, visibility, seen_colors([v.balanced_image for v in views], visibility, best),
-                                        subject.smplx["betas"], hair=hair_colour(views)))
-    refined = torch.as_tensor(trusted)[:, None]
+    visibilities = [photo_visibility(renderer, view.mask, view.camera, view.smplx) for view in views]
+    visibility, best = combine_visibility(visibilities)
+    colors = torch.as_tensor(infer_colors(renderer, visibility, seen_colors([v.balanced_image for v in views], visibility, best),
+                                          subject.smplx["betas"], hair=hair_colour(views)))
+    corrected = torch.as_tensor(visibility.reliable)[:, None]
     n = renderer.interp.shape[0]
     displacement = torch.zeros(n, requires_grad=True)
     color_change = torch.zeros(n, 3, requires_grad=True)
@@ -79,10 +82,10 @@ def fit_surface_to_photo(renderer: BodyRenderer, subject: Subject, steps: int = 
             share.update()
             if cancelled is not None and cancelled():
                 raise InterruptedError("generation cancelled")
-            colors = (base + color_change * refined).clamp(0, 1)
+            fitted_colors = (colors + color_change * corrected).clamp(0, 1)
             loss = 1e4 * uniform_laplacian(displacement[:, None], neighbours, counts)
             for vertices, (camera, target, mask) in zip(posed, targets):
-                out = renderer.splat(vertices, colors, camera, displacement)
+                out = renderer.splat(vertices, fitted_colors, camera, displacement)
                 alpha = out.alpha[0, ..., 0]
                 image = out.features[0, ..., :3] + (1 - alpha[..., None])
                 loss = loss + (image - target).abs().mean() + (alpha - mask).abs().mean()
@@ -92,11 +95,9 @@ def fit_surface_to_photo(renderer: BodyRenderer, subject: Subject, steps: int = 
             if progress is not None:
                 photos = "the photo" if len(views) == 1 else f"{len(views)} photos"
                 progress((step + 1) / steps, f"re-poser: fitting the surface to {photos} {step + 1}/{steps}")
-    refined_colors = (base + color_change * refined).clamp(0, 1).detach().numpy()
-    colors = infer_colors(renderer, visibility, refined_colors, subject.smplx["betas"], trusted)
     shift = extend_displacement(renderer, displacement.detach().numpy(), visibility)
-    shift = drape_torso_back(renderer, shift, visibility.seen, subject.smplx["betas"])
-    return PhotoSurface(shift.astype(np.float32), colors)
+    shift = drape_torso_back(renderer, shift, depth_pinned(visibilities), subject.smplx["betas"])
+    return PhotoSurface(shift.astype(np.float32), colors.numpy())
 
 
 def render_sequence(renderer: BodyRenderer, surface: PhotoSurface, vertices: np.ndarray, camera: Camera,

@@ -16,8 +16,9 @@ when they are taken as colours). Those vertices and everything the photo does no
 
 The clothed volume the re-poser fits along the normals is constrained by the photo's silhouette only on
 the seen side; :func:`extend_displacement` carries it round the back the same way (hair and a loose
-jacket keep their volume from the side and the back), and :func:`drape_torso_back` hangs the unseen back
-of the torso from the shoulder blades, as cloth falls over the hollow of the lower back.
+jacket keep their volume from the side and the back), and :func:`drape_torso_back` hangs the back of the
+torso from the shoulder blades, as cloth falls over the hollow of the lower back, wherever no photo's
+outline pins its depth (:func:`depth_pinned`).
 """
 
 from __future__ import annotations
@@ -296,22 +297,33 @@ def color_from_views(renderer: BodyRenderer, views) -> np.ndarray:
                              hair=hair_colour(views))
 
 
+def depth_pinned(visibilities: list[PhotoVisibility]) -> np.ndarray:
+    """[V] bool: the vertices whose depth some photo pins down, those on its person's outline (at a grazing
+    angle to it, inside its mask). A photo that sees a surface face-on gives its colour, not how far out
+    it lies: a back photo sees the back of a jacket squarely and says nothing of how far it hangs."""
+    pinned = np.zeros(len(visibilities[0].facing), bool)
+    for v in visibilities:
+        pinned |= (np.abs(v.facing) < 0.1) & (v.edge_px > 0)
+    return pinned
+
+
 def extend_displacement(renderer: BodyRenderer, displacement: np.ndarray, visibility: PhotoVisibility) -> np.ndarray:
     """[V] displacement kept where the photo constrains it (the seen side and its silhouette) and carried
     round the unseen side by a harmonic fill, so hair and loose clothes keep their volume all round."""
-    fixed = visibility.seen | ((np.abs(visibility.facing) < 0.1) & (visibility.edge_px > 0))
+    fixed = visibility.seen | depth_pinned([visibility])
     mean = mesh_mean_operator(renderer.faces.numpy(), len(displacement))
     return harmonic_fill(displacement[:, None], fixed, mean, iterations=2 * FILL_ITERATIONS)[:, 0]
 
 
-def drape_torso_back(renderer: BodyRenderer, displacement: np.ndarray, seen: np.ndarray, betas: np.ndarray) -> np.ndarray:
-    """[V] displacement with the back of the torso that no photo sees (``seen`` [V]) hung like cloth: in
-    each vertical strip of the rest body the clothed back goes no further in than the furthest-back point
-    above it. A jacket or a shirt falls from the shoulder blades over the hollow of the lower back instead
-    of following it, which the silhouette of a front photo cannot show (it sees the body's sides only)."""
+def drape_torso_back(renderer: BodyRenderer, displacement: np.ndarray, pinned: np.ndarray, betas: np.ndarray) -> np.ndarray:
+    """[V] displacement with the back of the torso whose depth no photo pins (``pinned`` [V]:
+    :func:`depth_pinned`) hung like cloth: in each vertical strip of the rest body the clothed back goes
+    no further in than the furthest-back point above it. A jacket or a shirt falls from the shoulder
+    blades over the hollow of the lower back instead of following it, which neither the silhouette of a
+    front photo (it sees the body's sides only) nor a back photo (it sees the back face-on) can show."""
     rest, rest_normals, _ = rest_surface(renderer, betas)
     away = np.clip((-rest_normals[:, 2] - 0.2) / 0.4, 0, 1)  # 0 at the sides, 1 facing straight back
-    hung = (renderer.parts == PART_INDEX["torso"]) & ~seen & (away > 0)
+    hung = (renderer.parts == PART_INDEX["torso"]) & ~pinned & (away > 0)
     depth = -(rest[:, 2] + displacement * rest_normals[:, 2])  # how far back the clothed surface lies
     strip = np.floor(rest[:, 0] / DRAPE_STRIP).astype(np.int64)
     hanging = depth.copy()
