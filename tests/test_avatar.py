@@ -6,9 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from persona_studio.avatar.avatar import Avatar, AvatarConfig, NO_DEFORM_JOINTS
+from persona_studio.avatar.avatar import MAX_SCALE_GROWTH, Avatar, AvatarConfig, NO_DEFORM_JOINTS
 from persona_studio.avatar.bundle import BundleError, load_avatar, save_avatar
+from persona_studio.body.parts import PART_INDEX
 from persona_studio.body.skeleton import JOINT_INDEX as J
+from persona_studio.body.subdivide import longest_incident_edge
+from persona_studio.render.body import vertex_normals
 
 from conftest import needs_cuda
 
@@ -124,3 +127,29 @@ def test_a_bundle_saved_on_one_device_loads_and_poses_identically_on_the_other(a
     assert extra["x"].device.type == "cpu"
     for (name, a), (_, b) in zip(avatar.state_dict().items(), back.state_dict().items()):
         assert torch.equal(a, b), name
+
+
+def test_splats_started_on_a_clothed_surface_close_it(open_body_model):
+    """A surface standing off the body (a jacket hanging from the shoulder blades: here the torso's back
+    pushed out by up to 6 cm, more towards the waist) spreads its vertices apart. The avatar started on
+    it sizes each splat to that surface, as the re-poser's splats are, so neighbours still overlap where
+    the spread is within the growth bound; splats sized on the bare template would leave gaps there."""
+    grey = lambda interp, v: np.full((v.shape[0], 3), 0.5, np.float32)  # noqa: E731
+    avatar = Avatar.from_body_model(open_body_model, np.zeros(10, np.float32), grey, AvatarConfig(level=1),
+                                    {"body_model": "open", "subject": "test"})
+    t = avatar.template
+    normals = vertex_normals(t, avatar.faces)
+    back = (avatar.parts == PART_INDEX["torso"]) & (normals[:, 2] < -0.3)
+    low = (t[:, 1].max() - t[:, 1]).clamp(0, 1)  # 0 at the top of the head, more further down
+    shift = torch.where(back, 0.06 * (low / low[back].max()) * -normals[:, 2], torch.zeros(len(t)))
+    bare = avatar.scales.detach().clone()
+    avatar.start_on_surface(shift)
+    torch.testing.assert_close(avatar.offsets, shift[:, None] * normals)
+    edges = longest_incident_edge(t + avatar.offsets, avatar.faces)
+    stretched = back & (edges > 1.2 * 2 * bare) & (edges < MAX_SCALE_GROWTH * 2 * bare)
+    assert stretched.sum() > 50, int(stretched.sum())
+    assert (edges[stretched] / (2 * bare[stretched])).min() > 1.2  # the bare template's splats leave gaps
+    torch.testing.assert_close(2 * avatar.scales[stretched], edges[stretched])  # these close them
+    flat = ~back & (shift == 0)
+    assert torch.all(avatar.scales <= MAX_SCALE_GROWTH * bare * (1 + 1e-5))
+    assert (avatar.scales[flat] / bare[flat] - 1).abs().median() < 1e-6  # unmoved surface: unchanged

@@ -21,6 +21,7 @@ from persona_studio.body.model import BodyModel
 from persona_studio.body.parts import PART_INDEX
 from persona_studio.body.skeleton import JOINT_NAMES, body_pose_mask, forward_kinematics, full_pose
 from persona_studio.body.subdivide import longest_incident_edge
+from persona_studio.render.body import vertex_normals
 
 MAX_SCALE_GROWTH = 2.0  # a Gaussian's std stays within this factor of its initial one (half its longest edge)
 NO_DEFORM_JOINTS = tuple(i for i, n in enumerate(JOINT_NAMES)
@@ -146,6 +147,17 @@ class Avatar(nn.Module):
         """[N] isotropic standard deviations, metres (the learnt ones, kept within MAX_SCALE_GROWTH times
         the initial either way)."""
         return torch.clamp(self.log_scales.exp(), self.min_scales, self.max_scales)
+
+    @torch.no_grad()
+    def start_on_surface(self, normal_shift: torch.Tensor) -> None:
+        """Start from a clothed surface: [N] metres along the template's normals (the re-poser's fitted
+        volume) become the offsets, and each Gaussian's scale becomes half the longest edge of that
+        surface (within MAX_SCALE_GROWTH of the template's), as the re-poser's own splats are sized. Where
+        the surface stands off the body (a hanging jacket, hair) its vertices spread apart; splats sized
+        on the bare template would leave gaps there, through which the front of the body shows."""
+        self.offsets.copy_(normal_shift[:, None] * vertex_normals(self.template, self.faces))
+        spacing = 0.5 * longest_incident_edge(self.template + self.offsets, self.faces)
+        self.log_scales.copy_(torch.log(torch.clamp(spacing, self.min_scales, self.max_scales)))
 
     @property
     def hand_mask(self) -> torch.Tensor:

@@ -28,7 +28,7 @@ from persona_studio.cpu_share import CpuShare
 from persona_studio.device import resolve_device
 from persona_studio.body.model import BodyModel
 from persona_studio.body.subdivide import mesh_neighbours
-from persona_studio.render.body import BodyRenderer, vertex_normals
+from persona_studio.render.body import BodyRenderer
 from persona_studio.render.texture import color_from_views
 from persona_studio.train.evaluation import evaluate, preview_image
 from persona_studio.train.frames import load_frames, split_generated
@@ -229,12 +229,9 @@ class Trainer:
             colors = lambda interp, v: surface.colors[: interp.shape[0]]  # noqa: E731
         identity = {"body_model": sub.body_model, "photo": sub.photo_name}
         self.avatar = Avatar.from_body_model(self.model, sub.smplx["betas"], colors, config, identity).to(self.device)
-        if surface is not None:
-            # The clothed volume the re-poser fitted to the photo, as canonical offsets along the normals.
-            a = self.avatar
-            with torch.no_grad():
-                shift = torch.as_tensor(surface.displacement[: a.num_gaussians], dtype=torch.float32, device=self.device)
-                a.offsets.copy_(shift[:, None] * vertex_normals(a.template, a.faces))
+        if surface is not None:  # the clothed volume the re-poser fitted to the photos
+            shift = surface.displacement[: self.avatar.num_gaussians]
+            self.avatar.start_on_surface(torch.as_tensor(shift, dtype=torch.float32, device=self.device))
         self.step = 0
         self.prior_colors = self.avatar.colors.detach().clone()
         self.prior_offsets = self.avatar.offsets.detach().clone()
