@@ -13,7 +13,7 @@ shift only (the turning axis of the fit and of the scan need not coincide). No v
 
 Per view and per group (front: within 30 degrees of the photo, view 0 itself excluded; back: 180 +- 30;
 sides: the rest) it prints PSNR over the intersection of the masks, masked PSNR over their union
-(outside its own mask each image is black), SSIM over the union, and mask IoU, for three models:
+(outside its own mask each image is black), SSIM over the union, and mask IoU, for each row:
 - ``re-poser surface``: the generate stage's surface fitted to the photo (what the training frames show);
 - ``untrained avatar``: the avatar before its first step (fitted body + colours from the photo);
 - ``trained avatar``: after the preset's steps, in the photo's fitted pose: the pose the other two rows

@@ -20,8 +20,7 @@ from persona_studio.avatar.deform import PoseMLP, Triplane, rotation_6d
 from persona_studio.body.model import BodyModel
 from persona_studio.body.parts import PART_INDEX
 from persona_studio.body.skeleton import JOINT_NAMES, body_pose_mask, forward_kinematics, full_pose
-from persona_studio.body.subdivide import longest_incident_edge
-from persona_studio.render.body import vertex_normals
+from persona_studio.render.body import splat_scales, vertex_normals
 
 MAX_SCALE_GROWTH = 2.0  # a Gaussian's std stays within this factor of its initial one (half its longest edge)
 NO_DEFORM_JOINTS = tuple(i for i, n in enumerate(JOINT_NAMES)
@@ -102,7 +101,7 @@ class Avatar(nn.Module):
         self.register_buffer("deformable_index", self.deformable.nonzero()[:, 0], persistent=False)
 
         self.offsets = nn.Parameter(torch.zeros(n, 3))
-        spacing = 0.5 * longest_incident_edge(self.template, self.faces)
+        spacing = splat_scales(self.template, self.faces)
         self.log_scales = nn.Parameter(torch.log(spacing))
         # A Gaussian may at most double its size: opacity is fixed at 1, so an oversized one could never
         # fade and shows as a blob from the views that do not train it; nor shrink below half (holes).
@@ -156,7 +155,7 @@ class Avatar(nn.Module):
         the surface stands off the body (a hanging jacket, hair) its vertices spread apart; splats sized
         on the bare template would leave gaps there, through which the front of the body shows."""
         self.offsets.copy_(normal_shift[:, None] * vertex_normals(self.template, self.faces))
-        spacing = 0.5 * longest_incident_edge(self.template + self.offsets, self.faces)
+        spacing = splat_scales(self.template + self.offsets, self.faces)
         self.log_scales.copy_(torch.log(torch.clamp(spacing, self.min_scales, self.max_scales)))
 
     @property

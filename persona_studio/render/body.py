@@ -40,6 +40,12 @@ def vertex_normals(vertices: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
     return torch.nn.functional.normalize(normals, dim=-1)
 
 
+def splat_scales(vertices: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
+    """[V, 3] surface points, [F, 3] faces -> [V] Gaussian std per point: half its longest edge, so
+    neighbouring splats close the surface (the re-poser's splats and the avatar's start alike)."""
+    return 0.5 * longest_incident_edge(vertices, faces)
+
+
 class BodyRenderer:
     """Renders a body model's posed mesh as one small Gaussian per vertex of a subdivided template."""
 
@@ -57,8 +63,8 @@ class BodyRenderer:
         return torch.sparse.mm(self._interp, base_vertices)
 
     def scales(self, vertices: torch.Tensor) -> torch.Tensor:
-        """[V] Gaussian std per vertex: half its longest edge, so neighbouring splats close the surface."""
-        return 0.5 * longest_incident_edge(vertices, self.faces)
+        """[V] Gaussian std per vertex (:func:`splat_scales`)."""
+        return splat_scales(vertices, self.faces)
 
     def surface(self, base_vertices: torch.Tensor, displacement: torch.Tensor | None = None) -> torch.Tensor:
         """[V0, 3] posed model vertices, optional [V] displacement along the posed normals (metres; the
