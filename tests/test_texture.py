@@ -10,12 +10,13 @@ import torch
 from scipy.ndimage import uniform_filter
 
 from persona_studio.body.parts import PART_INDEX
+from persona_studio.body.skeleton import JOINT_INDEX
 from persona_studio.capture.pipeline import fit_photo
 from persona_studio.render.body import BodyRenderer, vertex_normals
 from persona_studio.render.camera import Camera
-from persona_studio.render.texture import (DRAPE_MAX, bilinear, color_from_photo, color_from_photos, depth_pinned,
-                                           drape_torso_back, extend_displacement, harmonic_fill, mesh_mean_operator,
-                                           photo_hair_colour, photo_visibility)
+from persona_studio.render.texture import (CHIN_BELOW_EYES, DRAPE_MAX, bilinear, color_from_photo, color_from_photos,
+                                           depth_pinned, drape_torso_back, extend_displacement, harmonic_fill,
+                                           mesh_mean_operator, photo_hair_colour, photo_visibility, rest_surface)
 
 from conftest import shared_path
 
@@ -75,6 +76,28 @@ def test_the_back_of_the_head_is_the_hair_the_photo_shows_above_the_face(scene):
     cut = subject.mask * ~above  # a photo cut off at the forehead shows no hair: none is made up
     assert photo_hair_colour(image, cut, face) is None
     assert photo_hair_colour(image, subject.mask, face * [1, 1, 0]) is None  # no confident face
+
+
+def test_the_back_of_the_neck_is_skin_above_the_collar_not_the_shirt_the_front_shows(scene):
+    """A dark jacket, a light shirt collar filling the front of the neck, skin on the face: the back of the
+    neck the photo cannot see is the jacket's collar low down and skin above it, never the shirt."""
+    subject, renderer, _, rest, normals = scene
+    _, _, joints = rest_surface(renderer, subject.smplx["betas"])
+    chin = float(joints[JOINT_INDEX["left_eye"], 1]) - CHIN_BELOW_EYES
+    head = renderer.parts == PART_INDEX["face_neck"]
+    jacket, shirt, skin = np.array([0.15, 0.15, 0.3]), np.array([0.75, 0.8, 0.95]), np.array([0.85, 0.6, 0.5])
+    paint = np.tile(jacket, (len(rest), 1))
+    paint[head] = skin
+    paint[head & (rest[:, 1] < chin) & (normals[:, 2] > 0)] = shirt
+    image, mask = _photo_of(scene, paint)
+    colors = color_from_photo(renderer, image, mask, subject.camera, subject.smplx)
+    back = head & (normals[:, 2] < -0.5)
+    collar, nape = back & (rest[:, 1] < chin - 0.03), back & (np.abs(rest[:, 1] - chin) < 0.005)
+    assert collar.sum() > 5 and nape.sum() > 5
+    assert np.abs(colors[collar] - jacket).max(1).mean() < 0.1, colors[collar].mean(0)
+    assert np.abs(colors[nape] - skin).max(1).mean() < 0.1, colors[nape].mean(0)
+    neck_back = back & (rest[:, 1] < chin)
+    assert np.abs(colors[neck_back] - shirt).max(1).min() > 0.2  # no vertex of it is the shirt
 
 
 def test_grazing_colours_are_not_taken_from_the_blended_outline(scene):

@@ -10,7 +10,8 @@ when they are taken as colours). Those vertices and everything the photo does no
   jacket, not the shirt the front shows between its lapels);
 - the back and sides of the head take the colour of the hair: the person's pixels above the outline
   of the face the detector found (:func:`hair_colour`: hair, a bald crown's skin or a hat), else what
-  the photo sees on the body's crown; the back of the neck the neck's;
+  the photo sees on the body's crown; the back of the neck is the face's skin above a collar of the
+  torso's garment (the front of the neck shows a shirt's collar or a tie, which the back does not);
 - between what is seen and what is inferred, the colours are diffused over the mesh (a harmonic fill),
   so the sides blend from the seen front to the inferred back without seams.
 
@@ -45,6 +46,8 @@ MIRROR_NEIGHBOURS = 16  # trusted vertices averaged round a limb vertex's mirror
 MIRROR_DETAIL = 0.5  # share of the mirrored detail (relative to the part's dominant colour) kept
 CHIN_BELOW_EYES = 0.12  # metres from the eyes down to the chin, where the neck begins
 CROWN_ABOVE_EYES = 0.07  # metres above the eyes where a head is hair (or bald skin), not forehead
+COLLAR_BELOW_CHIN = 0.015  # metres: the back of a collar rises to this far below the chin's level
+COLLAR_BLEND = 0.02  # metres over which the back of the neck turns from the collar's garment to skin
 # MediaPipe's face-mesh outline (FACEMESH_FACE_OVAL), from the top of the forehead round by the right.
 FACE_OVAL = (10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365, 379, 378, 400, 377, 152, 148,
              176, 149, 150, 136, 172, 58, 132, 93, 234, 127, 162, 21, 54, 103, 67, 109)
@@ -212,18 +215,22 @@ def inferred_back_colors(colors: np.ndarray, trusted: np.ndarray, rest: np.ndarr
     side_score = np.abs(rest_normals[:, 0])
     if seen_torso.any():
         threshold = np.quantile(side_score[seen_torso], 0.85)
-        out[torso] = _median(colors[seen_torso & (side_score >= threshold)], overall)
+        garment = _median(colors[seen_torso & (side_score >= threshold)], overall)
     else:
-        out[torso] = overall
-    # Head: crown and back from the hair the photo sees above the forehead (skin when bald); the neck's
-    # back from the neck's front; a blend between them over the nape.
+        garment = overall
+    out[torso] = garment
+    # Head: crown and back from the hair the photo sees above the forehead (skin when bald); the nape
+    # is the face's skin above the collar, the torso's garment below; blends between them.
     head = parts == PART_INDEX["face_neck"]
     chin_y, eye_y = head_levels
     crown = head & (rest[:, 1] > eye_y + CROWN_ABOVE_EYES) & (trusted if crown_seen is None else crown_seen)
-    neck = head & (rest[:, 1] < chin_y)
     crown_colour = hair if hair is not None else _median(colors[crown], _median(colors[head & trusted], overall))
-    neck_colour = _median(colors[neck & trusted], crown_colour)
-    blend = np.clip((rest[:, 1] - chin_y) / 0.06, 0, 1)[:, None]  # neck -> crown over 6 cm
+    neck = head & (rest[:, 1] < chin_y)
+    face = head & trusted & (rest[:, 1] > chin_y) & (rest[:, 1] < eye_y)
+    skin = _median(colors[face], _median(colors[neck & trusted], crown_colour))
+    nape = np.clip((rest[:, 1] - (chin_y - COLLAR_BELOW_CHIN)) / COLLAR_BLEND + 0.5, 0, 1)[:, None]  # garment -> skin
+    neck_colour = nape * skin + (1 - nape) * garment
+    blend = np.clip((rest[:, 1] - chin_y) / 0.06, 0, 1)[:, None]  # nape -> crown over 6 cm
     out[head] = (blend * crown_colour + (1 - blend) * neck_colour)[head]
     return out
 
