@@ -13,6 +13,7 @@ from persona_studio.capture.pipeline import fit_photo
 from persona_studio.generate.stage import GenerateOptions, generate_training_set
 from persona_studio.train.sampler import BalancedSampler
 from persona_studio.train.seams import seam_mask
+from persona_studio.train.step import anchored_offsets
 from persona_studio.train.trainer import Trainer, TrainSettings
 
 from conftest import needs_cuda, shared_path
@@ -178,6 +179,30 @@ def test_a_watcher_sees_whole_steps_of_a_running_trainer(workspace, open_body_mo
         assert snapshot_digest == after_step[step] == posed_digest, step
     last = trainer.snapshot()
     assert last.step == steps and parameter_digest(last.state, names) == after_step[steps]  # where it ended
+
+
+def test_gaussians_slide_along_the_body_at_most_their_own_size(workspace, open_body_model):
+    """However hard the frames pull (steps thirty times the preset's), no Gaussian slides along the body
+    further than its starting size from where it started, so neighbours never part and open the clothes;
+    across the body (the clothed volume) they move freely."""
+    normals = torch.nn.functional.normalize(torch.randn(50, 3), dim=-1)
+    prior, change, reach = torch.randn(50, 3) * 0.01, torch.randn(50, 3) * 0.02, torch.rand(50) * 0.01
+    anchored = anchored_offsets(prior + change, prior, normals, reach)
+    along = lambda x: (x * normals).sum(-1)  # noqa: E731
+    torch.testing.assert_close(along(anchored - prior), along(change))
+    slide = (change - along(change)[:, None] * normals).norm(dim=-1)
+    moved = (anchored - prior - along(change)[:, None] * normals).norm(dim=-1)
+    torch.testing.assert_close(moved, torch.minimum(slide, reach))
+
+    trainer = Trainer(workspace, tiny(lr_scale=30.0), model=open_body_model, restart=True)
+    trainer.prepare()
+    for _ in range(6):
+        trainer.train_step()
+    change = trainer.avatar.offsets.detach() - trainer.prior_offsets
+    across = (change * trainer.anchor_normals).sum(-1)
+    slide = (change - across[:, None] * trainer.anchor_normals).norm(dim=-1)
+    assert torch.all(slide <= trainer.anchor_reach + 1e-6), (slide - trainer.anchor_reach).max()
+    assert (across.abs() > trainer.anchor_reach).sum() > 10  # the volume is still learnt
 
 
 def test_a_killed_run_resumes_from_its_last_checkpoint(workspace, open_body_model):

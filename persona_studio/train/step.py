@@ -31,6 +31,7 @@ from persona_studio.train.frames import FrameData
 from persona_studio.train.seams import seam_mask
 from persona_studio.train.settings import LossWeights
 
+ANCHOR_REACH = 1.0  # how far a Gaussian may slide along the body from its start, in its starting sizes
 COLOUR_ADAM_EPS = 1e-5  # about a well-seen Gaussian's colour gradient at the preview's size
 # The SMPL-X keys each frame learns a correction of (its fit or generator may be a little off).
 CORRECTED_KEYS = ("global_orient", "body_pose", "jaw_pose", "left_hand_pose", "right_hand_pose", "transl")
@@ -137,6 +138,23 @@ def regularisers(avatar: Avatar, weights: LossWeights, neighbours: torch.Tensor,
     # The frames may move a colour only as far as their evidence agrees: a Gaussian few frames show
     # gets weak, inconsistent pulls that would otherwise add up to speckle on the unseen side.
     return {"laplacian": laplacian, "colour_prior": w.colour_prior * (a.colors - prior_colors).pow(2).sum(-1).mean()}
+
+
+def anchored_offsets(offsets: torch.Tensor, prior_offsets: torch.Tensor, normals: torch.Tensor,
+                     reach: torch.Tensor) -> torch.Tensor:
+    """[N, 3] ``offsets`` with their slide along the surface since the start (``prior_offsets`` [N, 3];
+    the part across the template's ``normals`` [N, 3]) held within ``reach`` [N] metres; the part along
+    the normals is kept.
+
+    Training moves a Gaussian wherever one frame's pixels pull it, and nothing else holds it to its
+    vertex: Gaussians slid several of their own sizes along the body (a tenth of them over six), and
+    where neighbours part the clothes open (the shirt's front showed through the back of a jacket).
+    Along the normal a Gaussian may go anywhere (the clothed volume is learnt)."""
+    change = offsets - prior_offsets
+    along = (change * normals).sum(-1, keepdim=True) * normals  # [N, 3]
+    slide = change - along
+    length = slide.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+    return prior_offsets + along + slide * torch.clamp(reach[:, None] / length, max=1.0)
 
 
 def pose_deltas(frames: list[FrameData]) -> dict[str, list[torch.Tensor]]:

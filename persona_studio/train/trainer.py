@@ -28,15 +28,15 @@ from persona_studio.cpu_share import CpuShare
 from persona_studio.device import resolve_device
 from persona_studio.body.model import BodyModel
 from persona_studio.body.subdivide import mesh_neighbours
-from persona_studio.render.body import BodyRenderer
+from persona_studio.render.body import BodyRenderer, splat_scales, vertex_normals
 from persona_studio.render.texture import color_from_views
 from persona_studio.train.evaluation import evaluate, preview_image
 from persona_studio.train.frames import load_frames, split_generated
 from persona_studio.train.sampler import BalancedSampler
 from persona_studio.train.settings import TrainSettings
 from persona_studio.train.snapshot import AvatarSnapshot, SnapshotPublisher
-from persona_studio.train.step import (CORRECTED_KEYS, colour_gradient_scale, colour_weight, data_losses, frame_seams,
-                                       optimiser_groups, pose_deltas, regularisers, render_frame)
+from persona_studio.train.step import (ANCHOR_REACH, CORRECTED_KEYS, anchored_offsets, colour_gradient_scale, colour_weight,
+                                       data_losses, frame_seams, optimiser_groups, pose_deltas, regularisers, render_frame)
 from persona_studio.workspace.folders import (avatar_folder, bundle_folder, checkpoint_file, earlier_training_folder,
                                               prepare_stage, set_training_aside)
 from persona_studio.workspace.subject import Subject
@@ -242,6 +242,9 @@ class Trainer:
         a = self.avatar
         self.deltas = pose_deltas(self.frames)
         self.neighbours, self.counts = mesh_neighbours(a.faces, a.num_gaussians)
+        with torch.no_grad():  # each Gaussian may slide along the body by its starting size
+            self.anchor_normals = vertex_normals(a.template, a.faces)
+            self.anchor_reach = ANCHOR_REACH * splat_scales(a.template + self.prior_offsets, a.faces)
         self.optimiser = torch.optim.Adam(optimiser_groups(a, self.deltas))
         self._seams: dict[int, torch.Tensor] = {}
         self._colour_weights: dict[int, torch.Tensor] = {}
@@ -339,6 +342,8 @@ class Trainer:
         with torch.no_grad():  # colours stay colours: a channel past 0 or 1 would freeze behind the clamp
             self.avatar.colors.clamp_(0, 1)
             self.avatar.seam_colors.clamp_(0, 1)
+            self.avatar.offsets.copy_(anchored_offsets(self.avatar.offsets, self.prior_offsets, self.anchor_normals,
+                                                       self.anchor_reach))
         self.avatar.invalidate_cache()
         self.step += 1
         self._snapshots.publish_if_wanted(self.avatar, self.step)
