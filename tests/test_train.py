@@ -184,7 +184,7 @@ def test_a_watcher_sees_whole_steps_of_a_running_trainer(workspace, open_body_mo
 def test_gaussians_slide_along_the_body_at_most_their_own_size(workspace, open_body_model):
     """However hard the frames pull (steps thirty times the preset's), no Gaussian slides along the body
     further than its starting size from where it started, so neighbours never part and open the clothes;
-    across the body (the clothed volume) they move freely."""
+    in and out along the normals (the clothed volume) they move freely."""
     normals = torch.nn.functional.normalize(torch.randn(50, 3), dim=-1)
     prior, change, reach = torch.randn(50, 3) * 0.01, torch.randn(50, 3) * 0.02, torch.rand(50) * 0.01
     anchored = anchored_offsets(prior + change, prior, normals, reach)
@@ -199,10 +199,10 @@ def test_gaussians_slide_along_the_body_at_most_their_own_size(workspace, open_b
     for _ in range(6):
         trainer.train_step()
     change = trainer.avatar.offsets.detach() - trainer.prior_offsets
-    across = (change * trainer.anchor_normals).sum(-1)
-    slide = (change - across[:, None] * trainer.anchor_normals).norm(dim=-1)
+    outward = (change * trainer.anchor_normals).sum(-1)
+    slide = (change - outward[:, None] * trainer.anchor_normals).norm(dim=-1)
     assert torch.all(slide <= trainer.anchor_reach + 1e-6), (slide - trainer.anchor_reach).max()
-    assert (across.abs() > trainer.anchor_reach).sum() > 10  # the volume is still learnt
+    assert (outward.abs() > trainer.anchor_reach).sum() > 10  # the volume is still learnt
 
 
 def test_a_killed_run_resumes_from_its_last_checkpoint(workspace, open_body_model):

@@ -143,8 +143,8 @@ def regularisers(avatar: Avatar, weights: LossWeights, neighbours: torch.Tensor,
 def anchored_offsets(offsets: torch.Tensor, prior_offsets: torch.Tensor, normals: torch.Tensor,
                      reach: torch.Tensor) -> torch.Tensor:
     """[N, 3] ``offsets`` with their slide along the surface since the start (``prior_offsets`` [N, 3];
-    the part across the template's ``normals`` [N, 3]) held within ``reach`` [N] metres; the part along
-    the normals is kept.
+    the part of the change perpendicular to the template's ``normals`` [N, 3]) held within ``reach`` [N]
+    metres; the part along the normals, in and out of the body, is kept.
 
     Training moves a Gaussian wherever one frame's pixels pull it, and nothing else holds it to its
     vertex: Gaussians slid several of their own sizes along the body (a tenth of them over six), and
