@@ -11,6 +11,9 @@ import torch
 
 from persona_studio.capture.pipeline import fit_photo
 from persona_studio.generate.stage import GenerateOptions, generate_training_set
+from persona_studio.render import Camera, rasterize_cameras
+from persona_studio.render.image import resize_image
+from persona_studio.train.frames import render_blur
 from persona_studio.train.sampler import BalancedSampler
 from persona_studio.train.seams import seam_mask
 from persona_studio.train.step import anchored_offsets
@@ -53,8 +56,12 @@ def test_one_step_reduces_each_loss_on_a_fixed_frame(workspace, open_body_model)
             trainer.avatar.invalidate_cache()
         after = trainer.losses_for(index)[1]
         assert sum(after.values()) < sum(before.values())
-        for term in ("image", "normal"):
-            assert after[term] <= before[term] + 1e-6, (index, term, before[term], after[term])
+        assert after["image"] <= before["image"] + 1e-6, (index, before["image"], after["image"])
+        # The photo's geometry terms count at a tenth (``photo_geometry``) and start near their optimum
+        # (its normals within 0.02 here): they may give a tenth of their value to the image; a
+        # generated frame's normals, at full weight, must improve.
+        normal_slack = 1.1 if index == 0 else 1.0
+        assert after["normal"] <= normal_slack * before["normal"] + 1e-6, (index, before["normal"], after["normal"])
         # Starting from the re-poser's surface, fitted to these very silhouettes, the mask is at its
         # optimum already (about 1 % of the 72x128 frame): it may give a little to the other terms, a
         # sliver of outline (up to 0.3 % of the frame, 28 pixels, or a tenth of its value), never much.
@@ -225,6 +232,33 @@ def test_a_killed_run_resumes_from_its_last_checkpoint(workspace, open_body_mode
     figures = second.run()
     assert figures["step"] == 4 and (workspace / "avatar" / "bundle" / "avatar.json").is_file()
     assert "photo_psnr" in figures
+
+
+def test_a_render_at_the_training_size_keeps_the_outline_of_its_downsampled_frame(workspace, open_body_model):
+    """A frame made at 4x the training size and downsampled, and the same Gaussians rendered at the
+    training size with the frame's blur, have the same outline; with the usual 0.3 px^2 of the small
+    image the render is fatter (which training would answer by thinning the avatar)."""
+    gen = torch.Generator().manual_seed(0)
+    # a dense sheet of splats a few millimetres across, like a body's surface seen from the front
+    means = torch.cat([torch.rand(20000, 2, generator=gen) * 0.8 - 0.4, torch.zeros(20000, 1)], 1)
+    means = means[means[:, :2].norm(dim=1) < 0.35]
+    scales = torch.full((len(means),), 0.004)
+    ones = torch.ones(len(means))
+
+    def mask(size: int, eps2d: float) -> np.ndarray:
+        camera = Camera.look_at((0.0, 0.0, 2.0), (0.0, 0.0, 0.0), fov_y_deg=30.0, width=size, height=size)
+        out = rasterize_cameras([camera], means, scales, ones, ones[:, None], antialiased=True, eps2d=eps2d)
+        return out.alpha[0, ..., 0].numpy()
+
+    frame = np.clip(resize_image(mask(256, 0.3), (64, 64)), 0, 1) > 0.5
+    matched, usual = mask(64, render_blur(64, 256)) > 0.5, mask(64, 0.3) > 0.5
+    assert render_blur(64, 256) == pytest.approx(0.3 / 16) and render_blur(512, 256) == 0.3
+    assert abs(int(matched.sum()) - int(frame.sum())) <= 0.01 * frame.sum()
+    assert usual.sum() > frame.sum() + 0.02 * frame.sum()
+    # the trainer's frames carry their own blur: the photo and the generated frames are larger than 96 px
+    trainer = Trainer(workspace, tiny(), model=open_body_model)
+    trainer.prepare()
+    assert all(0 < f.blur < 0.3 for f in trainer.frames)
 
 
 def test_seams_on_constructed_cases():

@@ -20,6 +20,7 @@ def rasterize_gsplat(
     near: float,
     far: float,
     antialiased: bool,
+    eps2d: float,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """-> features [B, H, W, C] (background blended), alpha [B, H, W, 1], expected depth [B, H, W, 1]."""
     from gsplat import rasterization
@@ -37,7 +38,7 @@ def rasterize_gsplat(
         i = cams.start
         render, alpha, _ = rasterization(
             means[i], quats[i], scales[i], opacities[i], features[i],
-            viewmats[cams], Ks[cams], width, height, near_plane=near, far_plane=far, eps2d=0.3,
+            viewmats[cams], Ks[cams], width, height, near_plane=near, far_plane=far, eps2d=eps2d,
             render_mode="RGB+ED", rasterize_mode="antialiased" if antialiased else "classic")
         images.append(render)
         alphas.append(alpha)

@@ -19,7 +19,7 @@ import torch
 from torch import Tensor
 
 from persona_studio.render.camera import Camera, stack_cameras
-from persona_studio.render.torch_backend import rasterize_torch
+from persona_studio.render.torch_backend import EPS2D, rasterize_torch
 
 BACKENDS = ("torch", "gsplat")
 GPU_INSTALL_HINT = 'pip install "persona-studio[gpu]"'
@@ -140,18 +140,23 @@ def rasterize(
     background: Tensor | None = None,  # [C] or [B, C]; None = zeros
     near: float = 0.01, far: float = 100.0,
     antialiased: bool = False,  # Mip-Splatting style opacity compensation (gsplat rasterize_mode="antialiased")
+    eps2d: float = EPS2D,  # px^2 of blur added to every projected Gaussian (gsplat's eps2d)
     backend: str = "auto",  # "auto" | "torch" | "gsplat"
 ) -> RasterOutput:
     """Render Gaussians into B cameras; differentiable w.r.t. every tensor (the cameras' included).
 
     Gaussians whose camera-space z lies outside [near, far] are dropped. With ``antialiased`` the
-    opacity is multiplied by sqrt(det(cov2d) / det(cov2d + 0.3 I)) so that a Gaussian smaller than
-    a pixel fades instead of growing (Mip-Splatting). ``backend="auto"`` uses gsplat for CUDA
-    tensors when it is installed, else the PyTorch reference; ``auto_backend`` says which and why.
+    opacity is multiplied by sqrt(det(cov2d) / det(cov2d + eps2d I)) so that a Gaussian smaller than
+    a pixel fades instead of growing (Mip-Splatting). ``eps2d`` is the blur in pixels of this image; an
+    image that stands for a larger one downsampled passes the larger one's (see ``train.frames``).
+    ``backend="auto"`` uses gsplat for CUDA tensors when it is installed, else the PyTorch reference;
+    ``auto_backend`` says which and why.
     Scales of shape [3, 3] with three cameras read as [N, 3] (three anisotropic Gaussians).
     """
     means, scales, opacities, features, viewmats, Ks, quats, background = _check_inputs(
         means, scales, opacities, features, viewmats, Ks, width, height, quats, background, near, far, backend)
+    if not 0.0 <= eps2d <= 100.0:
+        raise ValueError(f"eps2d must be a blur of 0 to 100 px^2, got {eps2d}")
     if backend == "auto":
         backend, _ = auto_backend(means.device)
     if backend == "gsplat":
@@ -162,7 +167,7 @@ def rasterize(
     else:
         render = rasterize_torch
     image, alpha, depth = render(means, scales, opacities, features, viewmats, Ks, int(width), int(height), quats,
-                                 background, near, far, antialiased)
+                                 background, near, far, antialiased, eps2d)
     return RasterOutput(image, alpha, depth)
 
 

@@ -85,6 +85,7 @@ def project_gaussians(
     near: float,
     far: float,
     antialiased: bool,
+    eps2d: float = EPS2D,
 ) -> Projected:
     """EWA projection of 3D Gaussians to the image planes of B pinhole cameras (gsplat's maths)."""
     R, t = viewmats[:, :3, :3], viewmats[:, :3, 3]
@@ -107,7 +108,7 @@ def project_gaussians(
     cov = J @ camera_covariances(scales, quats, R) @ J.transpose(-1, -2)  # [B, N, 2, 2]
     a, b, c = cov[..., 0, 0], cov[..., 0, 1], cov[..., 1, 1]
     det_orig = a * c - b * b
-    a, c = a + EPS2D, c + EPS2D
+    a, c = a + eps2d, c + eps2d
     det = a * c - b * b
     valid = in_depth & (det > 0)
     det = torch.where(valid, det, torch.ones_like(det))
@@ -386,10 +387,12 @@ def rasterize_torch(
     near: float,
     far: float,
     antialiased: bool,
+    eps2d: float = EPS2D,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """-> features [B, H, W, C] (background blended), alpha [B, H, W, 1], expected depth [B, H, W, 1]."""
     B, N, C = features.shape
-    proj = project_gaussians(means, scales, quats, opacities, viewmats, Ks, width, height, near, far, antialiased)
+    proj = project_gaussians(means, scales, quats, opacities, viewmats, Ks, width, height, near, far, antialiased,
+                             eps2d)
     with torch.no_grad():
         lists = tile_lists(proj, width, height)
     table = torch.cat([proj.means2d, proj.conics, proj.opacities[..., None]], -1).reshape(B * N, 6)

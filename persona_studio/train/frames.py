@@ -1,8 +1,9 @@
 """The training set's frames as tensors at the training resolution, and which of them are held out.
 
-Frame 0 is the photo, frames 1..T the generated ones, T+1.. the subject's extra photos. Colours go on white like the renders; depth,
-normals and part labels are resized nearest (no blended labels or depths across an edge); each frame
-also carries the body mesh's hands rendered from its camera (the hand-mask loss's target).
+Frame 0 is the photo, frames 1..T the generated ones, T+1.. the subject's extra photos. Colours go on
+white like the renders; depth, normals and part labels are resized nearest (no blended labels or depths
+across an edge); each frame also carries the body mesh's hands rendered from its camera (the hand-mask
+loss's target), and the blur its renders take (:func:`render_blur`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from persona_studio.body.parts import PART_COLORS, PART_INDEX, vertex_parts
 from persona_studio.render.camera import Camera
 from persona_studio.render.image import photo_on_white, resize_image
 from persona_studio.render.mesh import mesh_silhouette
+from persona_studio.render.torch_backend import EPS2D
 from persona_studio.workspace.training_set import TrainingSet
 
 
@@ -33,6 +35,17 @@ class FrameData:
     camera: Camera
     smplx: dict[str, torch.Tensor]  # each [1, ...]
     is_photo: bool
+    blur: float  # px^2 at the training resolution: the rasteriser's eps2d for this frame's renders
+
+
+def render_blur(training_width: int, native_width: int) -> float:
+    """The blur (px^2 of the training image) that a render compared with a frame downsampled from
+    ``native_width`` to ``training_width`` pixels must take: the rasteriser's usual 0.3 px^2, but of the
+    frame's own pixels. With 0.3 px^2 of the smaller image every outline the avatar renders lies about
+    half a training pixel further out than the downsampled frame's (which was photographed, or rendered,
+    with its own pixels' blur), and the mask and part terms pull the whole avatar in by that much: 3 mm
+    at the preview's 256 px, which the full-size views then see as a thinner person."""
+    return EPS2D * min(1.0, training_width / native_width) ** 2
 
 
 def hand_faces(model: BodyModel) -> np.ndarray:
@@ -61,7 +74,8 @@ def load_frames(ts: TrainingSet, model: BodyModel, resolution: int,
             rgb=image(rgb), mask=image(mask), depth=image(resize_image(f.depth, size, nearest=True)),
             normal=image(resize_image(f.normal, size, nearest=True)), part_rgb=image(PART_COLORS[parts]),
             hands=image(mesh_silhouette(verts, hands, camera)), camera=camera,
-            smplx={k: v.to(device) for k, v in params.items()}, is_photo=f.is_photo))
+            smplx={k: v.to(device) for k, v in params.items()}, is_photo=f.is_photo,
+            blur=render_blur(camera.width, f.camera.width)))
     return out
 
 

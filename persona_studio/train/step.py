@@ -69,7 +69,8 @@ def render_frame(avatar: Avatar, frame: FrameData, params: dict[str, torch.Tenso
         normals = vertex_normals(means, avatar.faces) @ R.T
         part_rgb = torch.as_tensor(PART_COLORS, device=means.device)[avatar.parts]
         feats = torch.cat([colors, seam_colors, normals, part_rgb, avatar.hand_mask[:, None].float()], 1)
-    return rasterize_cameras([camera], means, posed.scales, posed.opacities, feats, antialiased=True)
+    return rasterize_cameras([camera], means, posed.scales, posed.opacities, feats, antialiased=True,
+                             eps2d=frame.blur)
 
 
 @torch.no_grad()
