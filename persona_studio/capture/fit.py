@@ -44,6 +44,7 @@ class FitSettings:
     silhouette_outside_weight: float = 2.0  # per unit share of the body outside the mask
     silhouette_cover_weight: float = 0.3  # per unit share of the mask the body leaves uncovered
     shape_prior_weight: float = 0.02
+    anchor_shape_weight: float = 0.1  # per unit squared distance of the betas from ``shape_anchor``'s
     depth_weight: float = 10.0  # per unit squared error of a segment's depth slope (sine of its tilt)
     balance_weight: float = 1.0  # per (10 cm)^2 of the centre of mass off the feet in depth, standing
     seed: int = 0
@@ -156,15 +157,24 @@ class _ViewTerms:
 
 def fit_smplx_views(views: list[FitView], model: BodyModel, settings: FitSettings | None = None,
                     progress: Callable[[float, str], None] | None = None,
-                    cancelled: Callable[[], bool] | None = None) -> list[FitResult]:
+                    cancelled: Callable[[], bool] | None = None,
+                    shape_anchor: np.ndarray | None = None) -> list[FitResult]:
     """Fit ``model`` to photos of one person: each photo its own pose and camera, ONE body shape (betas)
-    for all of them, fitted jointly (the terms of every photo summed); one :class:`FitResult` per view."""
+    for all of them, fitted jointly (the terms of every photo summed); one :class:`FitResult` per view.
+
+    ``shape_anchor`` [num_betas]: betas the shape starts from and is held near (``anchor_shape_weight``):
+    the first photo's own, when the others are a back or side shot. Fitted freely, the shape answers a
+    back view's detections as much as the front's, and a detector trained on people facing it is least
+    sure from behind (it puts the face's points on the back of the head). On the multi-view set's front
+    and back views the free joint shape made the re-poser's surface 0.6 dB worse on the front views than
+    the anchored one (19.67 against 20.31), and no better anywhere else."""
     settings = settings or FitSettings()
     torch.manual_seed(settings.seed)
     n = len(views)
     terms_of = [_ViewTerms(view, model) for view in views]
     n_expr = model.layer.num_expression_coeffs
-    betas = torch.zeros(1, settings.num_betas)
+    anchor = None if shape_anchor is None else torch.as_tensor(shape_anchor, dtype=torch.float32)[None]
+    betas = torch.zeros(1, settings.num_betas) if anchor is None else anchor.clone()
     p = {  # per view, one row each
         "global_orient": torch.zeros(n, 3), "body_pose": torch.zeros(n, 63), "left_hand_pose": torch.zeros(n, 45),
         "right_hand_pose": torch.zeros(n, 45), "jaw_pose": torch.zeros(n, 3), "expression": torch.zeros(n, n_expr),
@@ -184,6 +194,8 @@ def fit_smplx_views(views: list[FitView], model: BodyModel, settings: FitSetting
         """Total loss for ``stage`` 0 (torso and camera), 1 (body) or 2 (all keypoints + silhouette)."""
         out = model.forward(betas=betas.expand(n, -1), **p)
         total = 0.02 * settings.shape_prior_weight * betas.pow(2).sum()
+        if anchor is not None:
+            total = total + settings.anchor_shape_weight * (betas - anchor).pow(2).sum()
         for i, t in enumerate(terms_of):
             bp = p["body_pose"][i].view(21, 3)
             lh, rh = p["left_hand_pose"][i].view(15, 3), p["right_hand_pose"][i].view(15, 3)

@@ -75,8 +75,15 @@ def fit_photo(photo_path: str | Path, workspace: str | Path, *, extra_photos: Se
     masks = [np.round(np.clip(d.mask, 0, 1) * 255) / 255 for d in detections]  # exactly what the PNG keeps
     views = [FitView((p.image.shape[1], p.image.shape[0]), d.body, d.left_hand, d.right_hand, d.face, m,
                      d.person_height_px, d.body_depth) for p, d, m in zip(photos, detections, masks)]
-    results = fit_smplx_views(views, model, settings, progress=lambda f, m: report(0.1 + 0.8 * f, m),
-                              cancelled=cancelled)
+    # Several photos: each one on its own first. The first one's shape anchors the joint fit, and every
+    # one's tells whether the photos show one person (checked below, with the joint fit's colours).
+    alone = []
+    for i, view in enumerate(views if len(views) > 1 else []):
+        report(0.1 + 0.4 * i / len(views), f"fitting photo {i + 1}/{len(views)} on its own")
+        alone.append(fit_smplx_views([view], model, settings, cancelled=cancelled)[0].params["betas"])
+    start = 0.5 if alone else 0.1
+    results = fit_smplx_views(views, model, settings, progress=lambda f, m: report(start + (0.9 - start) * f, m),
+                              cancelled=cancelled, shape_anchor=alone[0] if alone else None)
     body_model = {"kind": model.info.kind, "path": str(model.info.path), "num_betas": model.info.num_betas,
                   **{k: str(v) for k, v in model.info.details.items() if k == "builder version"}}
     subjects, overlays = [], []
@@ -95,7 +102,6 @@ def fit_photo(photo_path: str | Path, workspace: str | Path, *, extra_photos: Se
             notes=list(photo.notes) + list(detection.notes)))
     if len(views) > 1:
         report(0.96, "checking that the photos show one person")
-        alone = [fit_smplx_views([view], model, settings, cancelled=cancelled)[0].params["betas"] for view in views]
         for i, betas in enumerate(alone[1:], 1):
             problem, gain = compare_photos(model, subjects[0], subjects[i], alone[0], betas)
             if problem:
