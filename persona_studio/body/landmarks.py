@@ -87,6 +87,9 @@ DEPTH_SEGMENTS: tuple[tuple[tuple[int, ...], tuple[int, ...], float], ...] = (
     ((23,), (24,), 0.5), ((11,), (12,), 0.5),  # the turn of the hips and of the shoulders
     ((27,), (31,), 0.5), ((28,), (32,), 0.5),  # feet
     ((11, 12), (0,), 0.5),  # the head forward or back
+    # The neck's lean: the ears lie near the head's centre, so their depth against the shoulders is the
+    # head carried forward or back, which the nose (in front of that centre, and moved by a nod) blurs.
+    ((11, 12), (7, 8), 0.5),
 )
 
 
