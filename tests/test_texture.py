@@ -180,7 +180,10 @@ def test_a_back_photo_shows_the_back_face_on_and_the_garment_still_hangs(scene):
     back_mask = renderer.render(posed, torch.as_tensor(paint, dtype=torch.float32), back_camera).mask
     back = photo_visibility(renderer, back_mask, back_camera, subject.smplx)
     draped_front, _, spine = _hollow_filled(scene, depth_pinned([front]))
-    assert back.seen[spine].mean() > 0.9  # the back photo does see the middle of the back
+    # The back photo does see the middle of the back (its top, rounding towards the neck, faces up and
+    # is seen edge-on from the photo's height).
+    below_top = spine & (rest[:, 1] < np.quantile(rest[spine, 1], 0.8))
+    assert back.seen[below_top].mean() > 0.9
     draped_both, filled, _ = _hollow_filled(scene, depth_pinned([front, back]))
     assert np.median(filled) > 0.8, np.quantile(filled, [0.1, 0.5])
     np.testing.assert_allclose(draped_both[spine], draped_front[spine], atol=0.005)
