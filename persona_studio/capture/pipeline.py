@@ -77,10 +77,11 @@ def fit_photo(photo_path: str | Path, workspace: str | Path, *, extra_photos: Se
                      d.person_height_px, d.body_depth) for p, d, m in zip(photos, detections, masks)]
     # Several photos: each one on its own first. The first one's shape anchors the joint fit, and every
     # one's tells whether the photos show one person (checked below, with the joint fit's colours).
-    alone = []
-    for i, view in enumerate(views if len(views) > 1 else []):
-        report(0.1 + 0.4 * i / len(views), f"fitting photo {i + 1}/{len(views)} on its own")
-        alone.append(fit_smplx_views([view], model, settings, cancelled=cancelled)[0].params["betas"])
+    alone = []  # each photo's betas fitted on its own (several photos only)
+    if len(views) > 1:
+        for i, view in enumerate(views):
+            report(0.1 + 0.4 * i / len(views), f"fitting photo {i + 1}/{len(views)} on its own")
+            alone.append(fit_smplx_views([view], model, settings, cancelled=cancelled)[0].params["betas"])
     start = 0.5 if alone else 0.1
     results = fit_smplx_views(views, model, settings, progress=lambda f, m: report(start + (0.9 - start) * f, m),
                               cancelled=cancelled, shape_anchor=alone[0] if alone else None)

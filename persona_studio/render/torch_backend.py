@@ -387,7 +387,7 @@ def rasterize_torch(
     near: float,
     far: float,
     antialiased: bool,
-    eps2d: float = EPS2D,
+    eps2d: float,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """-> features [B, H, W, C] (background blended), alpha [B, H, W, 1], expected depth [B, H, W, 1]."""
     B, N, C = features.shape
