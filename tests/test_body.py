@@ -16,7 +16,7 @@ from persona_studio.body.model import (SMPLX_ARRAYS, BodyModelError, ensure_open
 from persona_studio.body.parts import PART_NAMES, vertex_parts
 from persona_studio.body.skeleton import (BODY, JOINT_INDEX as J, JOINT_NAMES, NUM_JOINTS, PARENTS, PELVIS_REST,
                                           body_pose_mask, joint_distances, k_ring)
-from persona_studio.body.subdivide import subdivide
+from persona_studio.body.subdivide import refine_values, subdivide
 from smplx.vertex_ids import vertex_ids as SMPLX_IDS
 
 EXTRA = {name: NUM_JOINTS + i for i, name in enumerate(
@@ -214,6 +214,9 @@ def test_subdivided_template(open_body_model, level):
         a, b = matrix[base.vertices.shape[0]:].nonzero()[1].reshape(-1, 2).T
         mid = 0.5 * (base.vertices[a] + base.vertices[b])
         np.testing.assert_allclose(matrix[base.vertices.shape[0]:] @ base.vertices, mid, atol=1e-6)
+        # Values of the level below, refined one level, land on this level's vertices in its order.
+        below = open_body_model.template(level - 1)
+        np.testing.assert_allclose(refine_values(below.vertices, below.faces, 1), template.vertices, atol=1e-6)
     assert template.parts.shape == (template.vertices.shape[0],)
 
 

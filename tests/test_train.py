@@ -212,6 +212,29 @@ def test_gaussians_slide_along_the_body_at_most_their_own_size(workspace, open_b
     assert (outward.abs() > trainer.anchor_reach).sum() > 10  # the volume is still learnt
 
 
+def test_an_avatar_finer_than_the_surface_starts_from_it_subdivided(workspace, open_body_model):
+    """A level-1 avatar from a level-0 training set (a `quality` run after a preview generation) starts
+    from the re-poser's surface subdivided: its offsets are the surface's volume along the normals and
+    its colours the surface's, new vertices the mean of their edge's ends; not the bare body."""
+    from persona_studio.body.subdivide import refine_values
+    from persona_studio.render.body import vertex_normals
+    from persona_studio.workspace.training_set import TrainingSet
+
+    ts = TrainingSet(workspace)
+    assert ts.manifest["template_level"] == 0
+    surface = ts.photo_surface()
+    assert np.abs(surface.displacement).max() > 0.01  # the photo's clothes stand off the body
+    trainer = Trainer(workspace, tiny(template_level=1), model=open_body_model, restart=True)
+    trainer.prepare()
+    avatar = trainer.avatar
+    faces = open_body_model.subdivision(0)[0]
+    displacement = refine_values(surface.displacement, faces, 1)
+    assert avatar.num_gaussians == len(displacement) > len(surface.displacement)
+    along = (avatar.offsets * vertex_normals(avatar.template, avatar.faces)).sum(-1).detach().numpy()
+    np.testing.assert_allclose(along, displacement, atol=1e-5)
+    np.testing.assert_allclose(avatar.colors.detach().numpy(), refine_values(surface.colors, faces, 1), atol=1e-5)
+
+
 def test_a_killed_run_resumes_from_its_last_checkpoint(workspace, open_body_model):
     import shutil
 

@@ -101,7 +101,7 @@ class PipelinePanel:
                               width=90)
         with dpg.group(horizontal=True):
             dpg.add_input_intx(label="size (W, H)", tag="gen_size", size=2, default_value=(576, 1024, 0, 0), width=140)
-            dpg.add_combo(("0", "1", "2"), label="level", default_value="2", tag="gen_level", width=45)
+            dpg.add_combo(("0", "1", "2"), label="level", default_value="1", tag="gen_level", width=45)
         dpg.add_input_text(label="frames to import", tag="gen_import", width=260, show=False)
         dpg.add_text("motions:")
         with dpg.table(header_row=False, tag="gen_motions"):

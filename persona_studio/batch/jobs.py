@@ -40,7 +40,7 @@ class BatchOptions:
     checkpoint_every: int | None = None  # training steps between checkpoints (default: the preset's)
     frames: int | None = None  # generated frames (default: the generator's)
     size: tuple[int, int] = (576, 1024)  # generated frames' width, height
-    level: int = 2  # the re-poser's template level
+    level: int | None = None  # the re-poser's template level (default: the preset's avatar's)
     export: str = "gltf"  # gltf (rigged, animated GLB) or ply (canonical 3DGS PLY)
     threads: int | None = None  # torch threads per worker (default: torch's)
 
@@ -205,9 +205,11 @@ def _generate(job: PhotoJob, options: BatchOptions, status: Callable) -> dict:
     from persona_studio.capture.detect import segment_person
     from persona_studio.generate.stage import GenerateOptions, ModelFiles, generate_training_set
     from persona_studio.settings import Settings
+    from persona_studio.train.settings import TrainSettings
     from persona_studio.workspace.training_set import TrainingSet
 
-    generate_training_set(job.workspace, GenerateOptions(frames=options.frames, size=options.size, level=options.level),
+    level = options.level if options.level is not None else TrainSettings.from_preset(options.preset).template_level
+    generate_training_set(job.workspace, GenerateOptions(frames=options.frames, size=options.size, level=level),
                           files=ModelFiles(**Settings.load().model_files()), segment=segment_person,
                           model=_body_model(), progress=status)
     return {"generated_frames": TrainingSet(job.workspace).num_generated}

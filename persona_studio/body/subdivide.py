@@ -47,6 +47,17 @@ def subdivide(faces: np.ndarray, num_vertices: int, level: int) -> tuple[np.ndar
     return faces, matrix
 
 
+def refine_values(values: np.ndarray, faces: np.ndarray, levels: int) -> np.ndarray:
+    """[V_L, ...] per-vertex values of the level-L mesh ``faces`` -> the same at level L + ``levels``: each
+    new vertex the mean of its edge's ends, in :func:`subdivide`'s vertex order."""
+    faces = np.asarray(faces, dtype=np.int64)
+    flat = values.reshape(len(values), -1)
+    for _ in range(levels):
+        faces, step = subdivide_once(faces, flat.shape[0])
+        flat = step @ flat
+    return flat.reshape((flat.shape[0],) + values.shape[1:]).astype(values.dtype)
+
+
 def longest_incident_edge(vertices: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
     """[N, 3] vertices, [F, 3] faces -> [N] length of each vertex's longest edge (the local spacing a
     splat on that vertex must bridge to close the surface)."""

@@ -241,8 +241,9 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--motions", nargs="+", metavar="MOTION", help="preset names or motion files (default: all presets)")
     gen.add_argument("--frames", type=int, help="generated frames in total (default: 120 re-poser, 1000 MimicMotion)")
     gen.add_argument("--size", type=int, nargs=2, default=(576, 1024), metavar=("W", "H"))
-    gen.add_argument("--level", type=int, choices=(0, 1, 2), default=2,
-                     help="template level the re-poser renders (2: sharpest frames; 1: about 3x faster)")
+    gen.add_argument("--level", type=int, choices=(0, 1, 2), default=1,
+                     help="template level the re-poser renders: the avatar's you will train (1: the preview and "
+                          "standard presets; 2: quality, about 3x slower)")
     gen.add_argument("--kit-only", action="store_true", help="write only the generation kit (to run MimicMotion elsewhere)")
     gen.add_argument("--frames-from", type=Path, help="for --generator import: the folder or video made from the kit")
     gen.add_argument("--seed", type=int, default=0)

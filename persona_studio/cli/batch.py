@@ -64,7 +64,8 @@ def add_batch_parser(subparsers) -> argparse.ArgumentParser:
                        help="training steps between resumable checkpoints (default: the preset's)")
     batch.add_argument("--frames", type=int, help="generated frames per photo (default: the generator's)")
     batch.add_argument("--size", type=int, nargs=2, default=(576, 1024), metavar=("W", "H"))
-    batch.add_argument("--level", type=int, choices=(0, 1, 2), default=2, help="the re-poser's template level")
+    batch.add_argument("--level", type=int, choices=(0, 1, 2),
+                       help="the re-poser's template level (default: the preset's avatar's)")
     batch.add_argument("--export", choices=("gltf", "ply"), default="gltf",
                        help="gltf: the rigged, animated GLB (every motion preset); ply: the canonical 3DGS PLY")
     where = batch.add_mutually_exclusive_group()

@@ -70,7 +70,7 @@ class GenerateOptions:
     size: tuple[int, int] = DEFAULT_SIZE
     kit_only: bool = False
     frames_from: Path | None = None  # for the import generator
-    level: int = 2  # template level the re-poser renders (one above the preview avatar's: see reposer)
+    level: int = 1  # template level the re-poser renders: the avatar's it teaches (see reposer)
     seed: int = 0
 
 

@@ -27,7 +27,7 @@ from persona_studio.avatar.bundle import load_checkpoint, read_checkpoint_meta, 
 from persona_studio.cpu_share import CpuShare
 from persona_studio.device import resolve_device
 from persona_studio.body.model import BodyModel
-from persona_studio.body.subdivide import mesh_neighbours
+from persona_studio.body.subdivide import mesh_neighbours, refine_values
 from persona_studio.render.body import BodyRenderer, splat_scales, vertex_normals
 from persona_studio.render.texture import color_from_views
 from persona_studio.train.evaluation import evaluate, preview_image
@@ -40,7 +40,7 @@ from persona_studio.train.step import (ANCHOR_REACH, CORRECTED_KEYS, anchored_of
 from persona_studio.workspace.folders import (avatar_folder, bundle_folder, checkpoint_file, earlier_training_folder,
                                               prepare_stage, set_training_aside)
 from persona_studio.workspace.subject import Subject
-from persona_studio.workspace.training_set import TrainingSet
+from persona_studio.workspace.training_set import PhotoSurface, TrainingSet
 
 
 SHAPE_KEYS = ("template_level", "mlp_width", "triplane_resolution", "pose_deformation")  # what a resumed run keeps
@@ -220,8 +220,9 @@ class Trainer:
                               pose_deformation=s.pose_deformation)
         sub = self.subject
         surface = ts.photo_surface()
-        if surface is not None and ts.manifest.get("template_level", -1) < s.template_level:
-            surface = None  # a coarser surface than the avatar: colour it from the photo instead
+        surface_level = ts.manifest.get("template_level", -1)
+        if surface is not None and surface_level < s.template_level:
+            surface = self._refined(surface, surface_level, s.template_level)
         if surface is None:
             renderer = BodyRenderer(self.model, s.template_level)
             colors = lambda interp, v: color_from_views(renderer, sub.views)  # noqa: E731
@@ -236,6 +237,16 @@ class Trainer:
         self.prior_colors = self.avatar.colors.detach().clone()
         self.prior_offsets = self.avatar.offsets.detach().clone()
         self._build_optimiser()
+
+    def _refined(self, surface: PhotoSurface, level: int, avatar_level: int) -> PhotoSurface | None:
+        """A surface fitted at a coarser template level than the avatar's, subdivided to the avatar's level
+        (the re-poser renders at the level of the avatar it teaches, so a `quality` run after a preview
+        generation starts from a coarser one); None when the set does not say its level."""
+        if level < 0:
+            return None
+        faces = self.model.subdivision(level)[0]
+        levels = avatar_level - level
+        return PhotoSurface(refine_values(surface.displacement, faces, levels), refine_values(surface.colors, faces, levels))
 
     def _build_optimiser(self) -> None:
         """Fresh per-frame pose corrections, Adam over them and the avatar, empty per-frame caches."""
