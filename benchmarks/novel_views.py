@@ -30,6 +30,12 @@ same ``--not-scored`` to compare it with a run on more photos).
 
 ``--reuse`` keeps the fit and the training set already in WS (re-trains only); the contact sheet
 (ground truth over each model, every 30 degrees) and a JSON of every figure go to ``--out``.
+
+The trained rows are not bit-reproducible on a CPU: the training loop changes its torch thread count
+with the machine's load (``cpu_share``), and threaded float sums then round differently. Two ``--reuse``
+runs of the same code on a quiet machine differed by up to 0.1 dB and 0.003 IoU per group (one photo,
+`preview`); read smaller differences between trained rows, or between a trained and an untrained row,
+as noise. The surface and untrained rows are deterministic.
 """
 
 from __future__ import annotations
