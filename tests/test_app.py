@@ -542,3 +542,22 @@ def test_photos_of_one_person_join_as_a_strip_and_another_person_is_refused(app,
     assert len(dpg.get_item_children("photo_strip", 1)) == 1 and not (folder / "subject" / "extra").exists()
     assert "removed 0180.jpg" in dpg.get_value("status")
     run_until(app, lambda: app.scene_ready and app.poser.kind == "body", 60, "the fitted body in the viewport")
+
+
+def test_the_generate_level_follows_the_training_preset(app):
+    """The re-poser renders at the template level of the avatar it teaches: picking a preset on the Train
+    tab sets the Generate row's level to that preset's (the user can still change it after)."""
+    from persona_studio.app.training_panel import OVERRIDES
+    from persona_studio.train.settings import TrainSettings
+
+    kept = {tag: dpg.get_value(tag) for tag in ["train_preset", "train_preset_text", "gen_level", "train_preview_every",
+                                                *(f"train_{key}" for key, _, _ in OVERRIDES)]}
+    try:
+        for preset in ("quality", "preview", "standard"):
+            choose("train_preset", preset)
+            assert dpg.get_value("gen_level") == str(TrainSettings.from_preset(preset).template_level)
+        assert TrainSettings.from_preset("quality").template_level == 2
+        assert dpg.get_value("gen_level") == "1"
+    finally:
+        for tag, value in kept.items():
+            dpg.set_value(tag, value)

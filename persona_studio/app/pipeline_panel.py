@@ -82,8 +82,8 @@ class PipelinePanel:
         dpg.add_text("", tag=f"{stage}_backend", wrap=WRAP, color=(150, 200, 150))
 
     def build(self) -> None:
-        """Pipeline tab: a row per stage with its settings (fit quality; generator, frames, size, level,
-        motions) and Run all."""
+        """Pipeline tab: a row per stage with its settings (fit quality; generator, frames, size, level (set
+        by the Train tab's preset, the level of the avatar the frames teach), motions) and Run all."""
         from persona_studio.body.motion import preset_motion_paths
 
         dpg.add_text("1. Fit the body model to the photo", color=(200, 200, 255))

@@ -133,6 +133,8 @@ class TrainingPanel:
             dpg.set_value(f"train_{key}", getattr(settings, key))
         dpg.set_value("train_preview_every", settings.preview_every)
         dpg.set_value("train_preset_text", preset_description(name))
+        if dpg.does_item_exist("gen_level"):  # the re-poser renders at the level of the avatar it teaches
+            dpg.set_value("gen_level", str(settings.template_level))
 
     # -- control ----------------------------------------------------------------------------------
     def settings(self):
