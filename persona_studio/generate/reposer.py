@@ -10,8 +10,8 @@ instead of pulling the avatar two ways.
 By default it renders at the template level of the avatar it teaches (level 1: the `preview` and
 `standard` presets; generate at level 2 for `quality`). Frames from finer splats than the avatar's are
 outlines its larger splats overshoot and details it cannot hold: trained on level-2 frames, the preview
-avatar thinned and scored below its own start on novel views (benchmarks/novel_views.py: sides IoU
-0.837 against 0.841 from level-1 frames, all views 19.23 against 19.28 dB). An avatar finer than the
+avatar thinned below its own start on novel views (benchmarks/novel_views.py, sides IoU 0.837 against
+0.843 untrained; from level-1 frames 0.839-0.841 in two runs against 0.843). An avatar finer than the
 surface starts from it subdivided (``train.trainer``).
 
 It exists so the whole pipeline runs anywhere, with no weights and no GPU. The rendering itself is
