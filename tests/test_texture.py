@@ -195,7 +195,8 @@ def test_harmonic_fill_keeps_fixed_values_and_solves_for_the_rest():
     # with nothing fixed keeps its values.
     def strip(n, first):
         top, bottom = np.arange(first, first + n, 2), np.arange(first + 1, first + n, 2)
-        return np.concatenate([np.stack([top[:-1], bottom[:-1], top[1:]], 1), np.stack([bottom[:-1], bottom[1:], top[1:]], 1)])
+        upper, lower = np.stack([top[:-1], bottom[:-1], top[1:]], 1), np.stack([bottom[:-1], bottom[1:], top[1:]], 1)
+        return np.concatenate([upper, lower])
     n = 1000
     faces = np.concatenate([strip(n, 0), strip(10, n)])
     values = np.zeros((n + 10, 2))

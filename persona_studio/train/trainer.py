@@ -244,9 +244,8 @@ class Trainer:
         generation starts from a coarser one); None when the set does not say its level."""
         if level < 0:
             return None
-        faces = self.model.subdivision(level)[0]
-        levels = avatar_level - level
-        return PhotoSurface(refine_values(surface.displacement, faces, levels), refine_values(surface.colors, faces, levels))
+        faces, levels = self.model.subdivision(level)[0], avatar_level - level
+        return PhotoSurface(*(refine_values(values, faces, levels) for values in (surface.displacement, surface.colors)))
 
     def _build_optimiser(self) -> None:
         """Fresh per-frame pose corrections, Adam over them and the avatar, empty per-frame caches."""
