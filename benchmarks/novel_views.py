@@ -22,6 +22,14 @@ sides: the rest) it prints PSNR over the intersection of the masks, masked PSNR 
   the photo (its training view; the correction is the photo's alone: no export or motion applies it).
 
     python benchmarks/novel_views.py [--views DIR] [--workspace WS] [--reuse] [--out DIR] [--photos 0 180]
+                                     [--fov-prior]
+
+The fit knows the photos' camera, as it knows a phone photo's from its EXIF: the set's renders have
+no EXIF, so the benchmark passes the field of view of cameras.json (``fit --fov``; 5.9 deg, near
+orthographic). ``--fov-prior`` fits them as photos without a focal length, with the fit's prior (55
+deg, a phone's view): the fit then explains a near-orthographic picture through a close camera's
+perspective, which bends the body in depth (one photo, the re-poser's surface: sides IoU 0.838 against
+0.849 with the known camera).
 
 ``--photos`` names the views (by yaw) given to the fit as photos of the subject: the first is the photo
 the views are turned from, the others are its extra photos (``persona-studio fit --extra``); views
@@ -54,6 +62,7 @@ from PIL import Image
 
 from persona_studio.avatar.avatar import Avatar
 from persona_studio.body.model import load_body_model, smplx_tensors
+from persona_studio.capture.intake import fov_deg
 from persona_studio.capture.pipeline import fit_photo
 from persona_studio.workspace.subject import Subject
 from persona_studio.generate.stage import GenerateOptions, generate_training_set
@@ -223,7 +232,7 @@ def load_views(folder: Path) -> list[dict]:
         rgb = np.asarray(Image.open(folder / v["image"]).convert("RGB"), np.float32) / 255
         mask = np.asarray(Image.open(folder / v["mask"]).convert("L"), np.float32) / 255
         views.append({"yaw": float(v["yaw_degrees"]), "rgb": rgb * (mask[..., None] > 0.5), "mask": mask,
-                      "image": folder / v["image"]})
+                      "image": folder / v["image"], "fov": fov_deg(v["fx"], v["width"], v["height"])})
     return views
 
 
@@ -295,6 +304,9 @@ def main() -> None:
                         help="the views fitted as photos of the subject (default: 0, the front alone)")
     parser.add_argument("--not-scored", type=float, nargs="*", default=[], metavar="YAW",
                         help="views left out of the scores besides the photos")
+    parser.add_argument("--fov-prior", action="store_true",
+                        help="fit the photo as one without its camera's focal length (the fit's prior) instead of "
+                             "with the set's (what a camera's EXIF tells the fit)")
     args = parser.parse_args()
     if not (args.views / "cameras.json").is_file():
         raise SystemExit(f"multi-view set not found: {args.views} (the shared data folder sits beside the checkout)")
@@ -312,9 +324,12 @@ def main() -> None:
     model = load_body_model("open")
     if not (args.reuse and (workspace / TRAINING_DIR / "manifest.json").is_file()):
         t0 = time.time()
+        fov = None if args.fov_prior else views[0]["fov"]
         fit_photo(views[0]["image"], workspace, extra_photos=[by_yaw[yaw]["image"] for yaw in args.photos[1:]],
-                  model=model)
-        print(f"fit: {time.time() - t0:.1f} s")
+                  model=model, fov=fov)
+        print(f"fit: {time.time() - t0:.1f} s; the photo's camera: " + (
+            "the fit's field-of-view prior (--fov-prior)" if fov is None else
+            f"{fov:.2f} deg across the longer side, from the set's cameras.json (as a camera's EXIF gives it)"))
         t0 = time.time()
         generate_training_set(workspace, GenerateOptions(), model=model)
         print(f"generate (defaults): {time.time() - t0:.1f} s")

@@ -125,6 +125,7 @@ def app(display, tmp_path_factory):
 @pytest.fixture(scope="module")
 def fitted(app):
     choose("fit_quality", "quick")
+    dpg.set_value("fit_fov", 50.0)  # the field of view the user knows (0: the photo's EXIF, else the prior)
     invoke("photo_sample")
     run_until(app, lambda: app.subject is not None, 180, "the fit of the sample photo")
     run_until(app, lambda: app.scene_ready and app.poser.kind == "body", 60, "the fitted body in the viewport")
@@ -161,6 +162,14 @@ def test_the_window_shows_the_body_model_and_hooks_file_drops(app):
     assert app.poser.kind == "body"
     assert app._drop_handler is not None, app.drop_note
     assert app.viewport.gaussian_count > 10_000
+
+
+def test_the_fit_row_gives_the_fit_its_field_of_view(app, fitted):
+    from persona_studio.capture.intake import fov_deg
+
+    camera = app.subject.camera
+    assert fov_deg(camera.fx, camera.width, camera.height) == pytest.approx(50.0)
+    assert any("50 deg across the longer side, as given" in note for note in app.subject.notes)
 
 
 def test_a_dropped_file_goes_through_the_glfw_callback(app, tmp_path):

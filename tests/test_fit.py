@@ -14,8 +14,9 @@ from persona_studio.capture.detect import MediaPipeDetector
 from persona_studio.body import landmarks
 from persona_studio.body.skeleton import JOINT_INDEX as J
 from persona_studio.body.model import smplx_tensors
-from persona_studio.capture.fit import (CAMERA_R, FitSettings, balance_term, depth_slopes, fit_smplx, focal_from_fov,
+from persona_studio.capture.fit import (CAMERA_R, FOV_PRIOR_DEG, FitSettings, balance_term, depth_slopes, fit_smplx,
                                         joint_limit_penalty, project, standing_on_both_feet)
+from persona_studio.capture.intake import focal_from_fov
 from persona_studio.capture.pipeline import fit_photo
 from persona_studio.render.camera import Camera
 from persona_studio.render.mesh import mesh_silhouette
@@ -142,7 +143,7 @@ def test_detector_depth_settles_a_stride_one_view_leaves_open(open_body_model):
         out = model.forward(body_pose=pose)
     joints, vertices = out.joints[0].numpy(), out.vertices[0].numpy()
     width = height = 384
-    focal = focal_from_fov(width, height) * 10
+    focal = focal_from_fov(width, height, FOV_PRIOR_DEG) * 10
     camera = Camera(CAMERA_R, np.array([0.0, 0.3, 32.0]), focal, focal, width / 2, height / 2, width, height)
     body = np.zeros((33, 3), np.float32)
     depth = np.zeros((33, 3), np.float32)
@@ -188,6 +189,27 @@ def test_the_fitted_head_is_carried_as_far_forward_as_the_detector_sees_it(open_
 
     assert ears_ahead(detected) > 0.05
     assert abs(ears_ahead(in_camera) - ears_ahead(detected)) < 0.02, (ears_ahead(in_camera), ears_ahead(detected))
+
+
+def test_the_fit_takes_the_field_of_view_it_is_given(open_body_model, detector, tmp_path):
+    """The multi-view set's renders carry no EXIF; their camera is known (f = 5000 px on 512: 5.86 deg).
+    Given it, the fit's camera has that focal length and the subject says where it came from; without
+    it, the prior's, and the subject says that instead. An angle no camera has is refused before
+    anything is written."""
+    photo = shared_path("multiview", "rp_dennis_posed_004", "images", "0000.jpg")
+    fov = math.degrees(2 * math.atan(256 / 5000))
+    subject, _ = fit_photo(photo, tmp_path / "known", model=open_body_model, detector=detector, fov=fov,
+                           settings=FitSettings(iterations=(10, 10, 5)))
+    assert subject.camera.fx == pytest.approx(5000, rel=1e-6) and subject.camera.fy == subject.camera.fx
+    assert Subject.load(tmp_path / "known").camera.fx == pytest.approx(5000, rel=1e-6)
+    assert any("5.86" in note and "as given" in note for note in subject.notes), subject.notes
+    prior, _ = fit_photo(photo, tmp_path / "prior", model=open_body_model, detector=detector,
+                         settings=FitSettings(iterations=(10, 10, 5)))
+    assert prior.camera.fx == pytest.approx(focal_from_fov(512, 512, FOV_PRIOR_DEG))
+    assert any("no focal length in the photo's EXIF" in note for note in prior.notes), prior.notes
+    with pytest.raises(ValueError, match="not a camera's"):
+        fit_photo(photo, tmp_path / "absurd", model=open_body_model, detector=detector, fov=0.2)
+    assert not (tmp_path / "absurd").exists()
 
 
 def test_standing_is_told_from_the_legs():

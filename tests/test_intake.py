@@ -147,6 +147,48 @@ def test_exif_orientation_is_applied(tmp_path):
     assert any("EXIF orientation 6" in note for note in photo.notes)
 
 
+def _camera_exif(focal_35mm: float, saved_size: tuple[int, int] | None) -> Image.Exif:
+    exif = Image.Exif()
+    tags = exif.get_ifd(0x8769)  # the Exif IFD, where cameras write these
+    tags[0xA405] = focal_35mm  # FocalLengthIn35mmFilm
+    if saved_size is not None:
+        tags[0xA002], tags[0xA003] = saved_size  # PixelXDimension, PixelYDimension
+    return exif
+
+
+@pytest.mark.parametrize("saved_size,expected_diagonal_px", [
+    (None, 500.0),  # this very file: 300 x 400
+    ((3000, 4000), 500.0),  # the camera's 3000 x 4000, resized since: the diagonal shrinks with it
+    ((4000, 4000), 4000 * 2 ** 0.5),  # another aspect: a crop, whose pixels are the camera's
+])
+def test_the_focal_length_comes_from_exif(tmp_path, saved_size, expected_diagonal_px):
+    """A 26 mm-equivalent lens spans, across the image's diagonal, what 26 mm spans across the 43.27 mm
+    diagonal of the 35 mm frame: f_px = 26 / 43.27 * diagonal_px (a phone's main camera, 67 deg across
+    the longer side of a 3:4 photo)."""
+    path = tmp_path / "phone.jpg"
+    Image.fromarray(_noise(400, 300)).save(path, quality=95, exif=_camera_exif(26, saved_size))
+    photo = load_photo(path)
+    assert photo.focal_px == pytest.approx(26 / 43.27 * expected_diagonal_px, rel=1e-6)
+    if saved_size != (4000, 4000):
+        assert any("camera focal length from EXIF: 67.3 deg" in note for note in photo.notes)
+
+
+def test_an_exif_focal_length_follows_the_downscale(tmp_path):
+    path = tmp_path / "big.jpg"
+    Image.fromarray(_noise(1200, 900, block=32)).save(path, quality=95, exif=_camera_exif(26, None))
+    photo = load_photo(path, max_side=600)
+    assert photo.scale == pytest.approx(0.5)
+    assert photo.focal_px == pytest.approx(26 / 43.27 * 1500 * 0.5, rel=1e-6)
+
+
+@pytest.mark.parametrize("focal_35mm", [0, 0.1])  # unknown (0, as cameras write it), or absurd (179 deg)
+def test_no_usable_exif_focal_length_leaves_it_unknown(tmp_path, focal_35mm):
+    path = tmp_path / "odd.jpg"
+    Image.fromarray(_noise(400, 300)).save(path, quality=95, exif=_camera_exif(focal_35mm, None))
+    assert load_photo(path).focal_px is None
+    assert load_photo(_save(tmp_path, "plain.jpg", _noise(400, 300))).focal_px is None
+
+
 @pytest.mark.parametrize("fmt,suffix", [("JPEG", ".jpg"), ("PNG", ".png")])
 def test_huge_image_is_downscaled_for_work(tmp_path, fmt, suffix):
     pixels = _noise(2600, 4400, block=64)  # a JPEG over twice max_side also takes the reduced-decode path

@@ -90,6 +90,9 @@ class PipelinePanel:
         self._stage_row("fit", "Fit", lambda: self.start_fit())
         with dpg.group(horizontal=True):
             dpg.add_combo(("full", "quick"), default_value="full", tag="fit_quality", width=70, label="fit")
+            dpg.add_input_float(label="field of view, deg (0: EXIF or 55)", tag="fit_fov",
+                                default_value=0.0, min_value=0.0, max_value=150.0, min_clamped=True,
+                                max_clamped=True, step=0, width=60, format="%.1f")
             dpg.add_checkbox(label="fit as soon as a photo opens", tag="fit_on_open", default_value=True)
         dpg.add_separator()
         dpg.add_text("2. Generate the training set", color=(200, 200, 255))
@@ -222,13 +225,14 @@ class PipelinePanel:
             return
         folder, model = app.workspace, app.model
         settings = FitSettings(iterations=QUICK_FIT_ITERATIONS) if dpg.get_value("fit_quality") == "quick" else None
+        fov = dpg.get_value("fit_fov") or None
 
         def work(progress, cancelled):
             """Fit and save the Subject; returns it with its overlay images."""
             from persona_studio.app.photo_panel import subject_images
 
             subject, _ = fit_photo(photos[0], folder, extra_photos=photos[1:], model=model, settings=settings,
-                                   progress=progress, cancelled=cancelled)
+                                   progress=progress, cancelled=cancelled, fov=fov)
             return subject, subject_images(subject, folder)
 
         def done(result) -> None:

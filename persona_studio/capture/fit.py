@@ -1,7 +1,9 @@
 """Single-image SMPL-X fit, SMPLify-X style, against whole-body 2D keypoints and the person mask.
 
-The camera is a pinhole with a focal length from a field-of-view prior, looking along the world's -Z
-(so a body with identity orientation faces it); the fit optimises the camera translation, the global
+The camera is a pinhole, looking along the world's -Z
+(so a body with identity orientation faces it), with the photo's focal length where it is known (the
+camera's EXIF, or the user's) and a field-of-view prior otherwise. A wrong focal length bends the body
+in depth to explain the photo through the wrong perspective, which only other views show; the fit optimises the camera translation, the global
 orientation, body, hand and jaw poses, expression and shape (betas) in stages, from the torso out.
 Keypoints count through a robust (Geman-McClure) error, confidence-weighted. The mask enters through a
 silhouette rendered with ``render.rasterize``: a strong term keeps the body inside the mask, a weak one
@@ -25,6 +27,7 @@ import torch
 from persona_studio.body.model import BodyModel
 from persona_studio.body.skeleton import JOINT_INDEX as J
 from persona_studio.body import landmarks
+from persona_studio.capture.intake import focal_from_fov
 from persona_studio.cpu_share import CpuShare
 from persona_studio.render.camera import Camera
 from persona_studio.render.mesh import mesh_silhouette
@@ -57,11 +60,6 @@ class FitResult:
     camera: Camera
     metrics: dict[str, float]
     stages_seconds: list[float] = field(default_factory=list)
-
-
-def focal_from_fov(width: int, height: int, fov_deg: float = FOV_PRIOR_DEG) -> float:
-    """Focal length in pixels giving the image's longer side a ``fov_deg`` field of view."""
-    return 0.5 * max(width, height) / math.tan(math.radians(fov_deg) / 2)
 
 
 def geman_mcclure(residual_sq: torch.Tensor, sigma_sq: float) -> torch.Tensor:
@@ -109,6 +107,7 @@ class FitView:
     mask: np.ndarray  # [H, W] in [0, 1]
     person_px: float  # the person's height in pixels
     body_depth: np.ndarray | None = None  # [33, 3] metres in camera axes, or None/zeros
+    focal: float | None = None  # the camera's focal length in pixels when known; None: FOV_PRIOR_DEG
 
 
 def fit_smplx(image_size: tuple[int, int], body: np.ndarray, left_hand: np.ndarray, right_hand: np.ndarray,
@@ -134,7 +133,7 @@ class _ViewTerms:
     def __init__(self, view: FitView, model: BodyModel):
         width, height = view.image_size
         self.view = view
-        self.focal = focal_from_fov(width, height)
+        self.focal = view.focal or focal_from_fov(width, height, FOV_PRIOR_DEG)
         self.centre = torch.tensor([width / 2, height / 2], dtype=torch.float32)
         self.ids, self.xy, self.weights = landmarks.targets(view.body, view.left_hand, view.right_hand, view.face)
         self.ids_t, self.xy_t, self.w_t = (torch.as_tensor(a) for a in (self.ids, self.xy, self.weights))

@@ -2,13 +2,14 @@
 
 ``load_photo`` accepts PNG, JPEG, WebP, BMP and TIFF; applies the EXIF orientation; turns grayscale,
 16-bit, palette and CMYK images into 8-bit RGB; keeps an alpha channel as the person mask when the file
-is a cut-out; and downscales huge photos to a working size while remembering the original's path, size
+is a cut-out; reads the camera's focal length from EXIF when the camera wrote it; and downscales huge photos to a working size while remembering the original's path, size
 and the scale between the two. Every refusal is a :class:`PhotoError` whose message says what is wrong
 and what to do about it.
 """
 
 from __future__ import annotations
 
+import math
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +33,14 @@ _ORIENTATION_NAMES = {2: "mirrored", 3: "rotated 180 deg", 4: "flipped upside do
                       5: "mirrored and rotated", 6: "rotated 90 deg", 7: "mirrored and rotated",
                       8: "rotated 270 deg"}
 _EXIF_ORIENTATION_TAG = 0x0112
+_EXIF_IFD = 0x8769
+_EXIF_FOCAL_35MM = 0xA405  # FocalLengthIn35mmFilm: mm, 0 when unknown
+_EXIF_PIXEL_SIZE = (0xA002, 0xA003)  # PixelXDimension, PixelYDimension: the image as the camera saved it
+FULL_FRAME_DIAGONAL_MM = 43.27
+"""The 35 mm film frame's diagonal (36 x 24 mm): a 35 mm-equivalent focal length gives the same angle of
+view across the image's diagonal as that focal length gives across this one (CIPA DC-008)."""
+PLAUSIBLE_FOV_DEG = (1.0, 150.0)
+"""Fields of view (across the longer side) an EXIF focal length may give; outside it the tag is wrong."""
 
 
 class PhotoError(ValueError):
@@ -52,6 +61,7 @@ class Photo:
     original_size: tuple[int, int]  # (width, height) of the original after EXIF orientation
     scale: float  # working size / original size (<= 1)
     notes: list[str] = field(default_factory=list)
+    focal_px: float | None = None  # the camera's focal length in working pixels, from EXIF; None when unknown
 
 
 def load_photo(path: str | Path, max_side: int = 2048) -> Photo:
@@ -71,6 +81,7 @@ def load_photo(path: str | Path, max_side: int = 2048) -> Photo:
         stored_size = opened.size
         _draft_jpeg(opened, stored_size, max_side)
         image, orientation = _decode(opened, source)
+        focal_stored = _exif_focal_px(opened.getexif(), stored_size)
         if getattr(opened, "n_frames", 1) > 1:
             notes.append(f"{source.name} holds {opened.n_frames} frames: using the first")
         if orientation in _ORIENTATION_NAMES:
@@ -92,12 +103,53 @@ def load_photo(path: str | Path, max_side: int = 2048) -> Photo:
             notes.append(f"downscaled from {original_size[0]}x{original_size[1]} to "
                          f"{working[0]}x{working[1]} for work (scale {scale:.4f})")
         pixels = np.array(image)  # a copy: the file closes when this block ends
+    focal_px = None if focal_stored is None else focal_stored * scale
+    if focal_px is not None:
+        notes.append(f"camera focal length from EXIF: {fov_deg(focal_px, pixels.shape[1], pixels.shape[0]):.1f} deg "
+                     f"across the longer side")
     alpha = None
     if pixels.shape[-1] == 4:
         alpha = _cutout_alpha(pixels[..., 3], notes)
         pixels = pixels[..., :3]
     return Photo(image=np.ascontiguousarray(pixels, dtype=np.uint8), alpha=alpha, source=source,
-                 original_size=original_size, scale=scale, notes=notes)
+                 original_size=original_size, scale=scale, notes=notes, focal_px=focal_px)
+
+
+def focal_from_fov(width: int, height: int, fov: float) -> float:
+    """Focal length in pixels giving the image's longer side a field of view of ``fov`` degrees."""
+    return 0.5 * max(width, height) / math.tan(math.radians(fov) / 2)
+
+
+def fov_deg(focal_px: float, width: int, height: int) -> float:
+    """The field of view across the image's longer side, in degrees, of a ``focal_px`` focal length."""
+    return math.degrees(2 * math.atan(0.5 * max(width, height) / focal_px))
+
+
+def _exif_focal_px(exif: Image.Exif, stored_size: tuple[int, int]) -> float | None:
+    """The focal length in the stored image's pixels from the 35 mm-equivalent EXIF tag, or ``None``.
+
+    The equivalent focal length keeps the angle of view across the diagonal of the image the camera
+    saved (its EXIF pixel size). A copy resized since (same aspect) scales with it; a cropped copy (other
+    aspect) keeps the camera's pixels. A focal length without its 35 mm equivalent needs the sensor's
+    size, which EXIF rarely holds: ignored, like a value that gives an implausible field of view.
+    """
+    tags = exif.get_ifd(_EXIF_IFD)
+    try:
+        focal_35mm = float(tags.get(_EXIF_FOCAL_35MM, 0))
+        saved = tuple(int(tags.get(tag, 0)) for tag in _EXIF_PIXEL_SIZE)
+    except (TypeError, ValueError):
+        return None
+    if focal_35mm <= 0:
+        return None
+    width, height = stored_size
+    if min(saved) > 0 and abs(saved[0] / saved[1] - width / height) > 0.01 * width / height:
+        scale = 1.0  # cropped: the pixels are the camera's
+    else:
+        saved = saved if min(saved) > 0 else stored_size
+        scale = width / saved[0]
+    focal = focal_35mm / FULL_FRAME_DIAGONAL_MM * math.hypot(*saved) * scale
+    low, high = PLAUSIBLE_FOV_DEG
+    return focal if low <= fov_deg(focal, width, height) <= high else None
 
 
 def _open_image(source: Path) -> Image.Image:

@@ -65,7 +65,7 @@ def _cmd_fit(args: argparse.Namespace) -> int:
 
     model = load_body_model(official_path=Settings.load().official_smplx_path())
     subject, folder = fit_photo(args.photo, args.workspace, extra_photos=args.extra or (), model=model,
-                                progress=progress_printer("fit"))
+                                progress=progress_printer("fit"), fov=args.fov)
     photos = "" if not subject.extras else f" and {len(subject.extras)} more (one body shape)"
     print(f"fit of {args.photo}{photos} in {subject.metrics['fit_seconds']} s ({subject.body_model['kind']} body model)")
     for view in subject.views:
@@ -230,6 +230,9 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--extra", type=Path, nargs="+", metavar="PHOTO",
                      help="more photos of the same person in the same clothes (a back or side shot): each its "
                           "own pose and camera, one body shape for all")
+    fit.add_argument("--fov", type=float, metavar="DEG",
+                     help="the camera's field of view across the photos' longer side, in degrees (default: each "
+                          "photo's EXIF focal length, else 55)")
     fit.set_defaults(run=_cmd_fit)
 
     gen = commands.add_parser("generate", help="make the training set: driving motions, generated frames, "
