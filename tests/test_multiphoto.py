@@ -145,7 +145,10 @@ def test_the_reposer_colours_the_back_from_the_back_photo_and_training_draws_bot
     renderer = BodyRenderer(open_body_model, TINY.level)
     errors = {}
     views = {"front": subject, "back": subject.extras[0]}
-    seen = {name: photo_visibility(renderer, v.mask, v.camera, v.smplx) for name, v in views.items()}
+    poses = {"front": ts.load(0).smplx, "back": back.smplx}  # the back photo's as the re-poser refined it
+    for key, value in subject.smplx.items():
+        np.testing.assert_allclose(poses["front"][key], value, atol=1e-6)
+    seen = {name: photo_visibility(renderer, v.mask, v.camera, poses[name]) for name, v in views.items()}
     for name, other in (("front", "back"), ("back", "front")):
         only = seen[name].reliable & ~seen[other].seen
         assert only.sum() > 0.05 * len(only), name  # about a tenth of the vertices at level 0
@@ -167,6 +170,38 @@ def test_the_reposer_colours_the_back_from_the_back_photo_and_training_draws_bot
     assert all(np.isfinite(v) for v in terms.values()) and terms["image"] > 0
     figures = trainer.run()
     assert figures["step"] == 4 and np.isfinite(figures["photo_psnr"])
+
+
+def test_the_reposer_refines_an_extra_photos_pose_against_its_silhouette(front_and_back, open_body_model):
+    """The back photo's fitted pose is the less sure; the surface fit corrects it (a little, held by a
+    prior) so that the one clothed surface in that pose covers the back photo's person better, instead of
+    carving the surface to the pose's errors (here IoU 0.944 -> 0.968, joints turned 0.06 rad at most).
+    The first photo's pose is the avatar's and stays."""
+    from persona_studio.generate.reposer import FIT_SIZE, fit_surface_to_photo, photo_targets, refined_pose
+    from persona_studio.render.body import BodyRenderer
+
+    _, subject = front_and_back
+    renderer = BodyRenderer(open_body_model, 0)
+    surface, poses = fit_surface_to_photo(renderer, subject)
+    assert poses[0] is subject.smplx
+    back = subject.extras[0]
+    turned = {k: float(np.abs(poses[1][k] - back.smplx[k]).max()) for k in ("global_orient", "body_pose")}
+    assert 0.005 < max(turned.values()) < 0.3, turned  # radians
+    for key in ("betas", "left_hand_pose", "right_hand_pose", "expression"):
+        np.testing.assert_array_equal(poses[1][key], back.smplx[key])
+
+    camera, _, mask = photo_targets(back, FIT_SIZE)
+    person = mask.numpy() > 0.5
+
+    def coverage(pose: dict) -> float:
+        """IoU of the clothed surface in ``pose`` with the back photo's person"""
+        with torch.no_grad():
+            posed = open_body_model.forward(**refined_pose(pose, torch.zeros(66))).vertices[0]
+            alpha = renderer.render(posed, torch.as_tensor(surface.colors), camera,
+                                    displacement=torch.as_tensor(surface.displacement)).mask > 0.5
+        return float((alpha & person).sum() / (alpha | person).sum())
+
+    assert coverage(poses[1]) > coverage(back.smplx) + 0.005, (coverage(poses[1]), coverage(back.smplx))
 
 
 def test_a_workspace_bundle_carries_the_extra_photos(front_and_back, tmp_path):

@@ -237,12 +237,12 @@ def generate_training_set(workspace: str | Path, options: GenerateOptions | None
         skeletons = write_kit(folder / "kit", subject, model, sequence, vertices, joints,
                               lambda f, m: report(0.02 + 0.08 * f, m))
         renderer = BodyRenderer(model, options.level)
-        surface = None
+        surface, poses = None, [view.smplx for view in subject.views]
         if not options.kit_only:
-            surface = fit_surface_to_photo(renderer, subject, progress=lambda f, m: report(0.1 + 0.1 * f, m),
-                                           cancelled=cancelled)
+            surface, poses = fit_surface_to_photo(renderer, subject, progress=lambda f, m: report(0.1 + 0.1 * f, m),
+                                                  cancelled=cancelled)
             surface.save(folder / SURFACE_FILE)
-        _write_photo_frames(folder, subject, model, renderer, surface)
+        _write_photo_frames(folder, subject, poses, model, renderer, surface)
         if not options.kit_only:
             body_frames = render_sequence(renderer, surface, vertices, sequence.camera,
                                           lambda f, m: report(0.2 + 0.78 * f, m), cancelled)
@@ -304,16 +304,17 @@ def _sapiens_targets(geometry, rgb: np.ndarray, mask: np.ndarray, body: BodyRend
     return BodyRender(rgb=body.rgb, mask=mask, depth=depth, normal=normal, parts=parts)
 
 
-def _write_photo_frames(folder: Path, subject: Subject, model: BodyModel, renderer: BodyRenderer,
-                        surface: PhotoSurface | None) -> None:
-    """The subject's photos (frame 0 and the extra photos), their detected masks, and the fitted body's
-    depth/normals/parts as their targets (of the surface fitted to the photos when there is one)."""
+def _write_photo_frames(folder: Path, subject: Subject, poses: list[dict[str, np.ndarray]], model: BodyModel,
+                        renderer: BodyRenderer, surface: PhotoSurface | None) -> None:
+    """The subject's photos (frame 0 and the extra photos), their detected masks, each photo's pose in
+    ``poses`` (an extra photo's as the re-poser refined it) and the posed body's depth/normals/parts as
+    their targets (of the surface fitted to the photos when there is one)."""
     displacement = None if surface is None else torch.as_tensor(surface.displacement)
-    for photo, view in enumerate(subject.views):
+    for photo, (view, pose) in enumerate(zip(subject.views, poses)):
         with torch.no_grad():
-            posed = model.forward(**smplx_tensors(view.smplx)).vertices[0]
+            posed = model.forward(**smplx_tensors(pose)).vertices[0]
             body = renderer.render(posed, torch.ones(renderer.interp.shape[0], 3), view.camera,
                                    displacement=displacement)
-        write_frame(folder, 0, view.balanced_image, view.mask, body.depth, body.normal, body.parts, view.smplx,
+        write_frame(folder, 0, view.balanced_image, view.mask, body.depth, body.normal, body.parts, pose,
                     photo=photo)
         (photo_folder(folder, photo) / "camera.json").write_text(json.dumps(view.camera.to_json(), indent=1) + "\n")
