@@ -50,12 +50,9 @@ def subdivide(faces: np.ndarray, num_vertices: int, level: int) -> tuple[np.ndar
 def refine_values(values: np.ndarray, faces: np.ndarray, levels: int) -> np.ndarray:
     """[V_L, ...] per-vertex values of the level-L mesh ``faces`` -> the same at level L + ``levels``: each
     new vertex the mean of its edge's ends, in :func:`subdivide`'s vertex order."""
-    faces = np.asarray(faces, dtype=np.int64)
-    flat = values.reshape(len(values), -1)
-    for _ in range(levels):
-        faces, step = subdivide_once(faces, flat.shape[0])
-        flat = step @ flat
-    return flat.reshape((flat.shape[0],) + values.shape[1:]).astype(values.dtype)
+    _, matrix = subdivide(faces, len(values), levels)
+    refined = matrix @ values.reshape(len(values), -1)
+    return refined.reshape((matrix.shape[0],) + values.shape[1:]).astype(values.dtype)
 
 
 def longest_incident_edge(vertices: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:

@@ -1,9 +1,9 @@
 """Single-image SMPL-X fit, SMPLify-X style, against whole-body 2D keypoints and the person mask.
 
-The camera is a pinhole, looking along the world's -Z
-(so a body with identity orientation faces it), with the photo's focal length where it is known (the
-camera's EXIF, or the user's) and a field-of-view prior otherwise. A wrong focal length bends the body
-in depth to explain the photo through the wrong perspective, which only other views show; the fit optimises the camera translation, the global
+The camera is a pinhole looking along the world's -Z (so a body with identity orientation faces it),
+with the photo's focal length where it is known (the camera's EXIF, or the user's) and a field-of-view
+prior otherwise: a wrong focal length bends the body in depth to explain the photo through the wrong
+perspective, which only other views show. The fit optimises the camera translation, the global
 orientation, body, hand and jaw poses, expression and shape (betas) in stages, from the torso out.
 Keypoints count through a robust (Geman-McClure) error, confidence-weighted. The mask enters through a
 silhouette rendered with ``render.rasterize``: a strong term keeps the body inside the mask, a weak one

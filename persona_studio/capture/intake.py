@@ -2,9 +2,9 @@
 
 ``load_photo`` accepts PNG, JPEG, WebP, BMP and TIFF; applies the EXIF orientation; turns grayscale,
 16-bit, palette and CMYK images into 8-bit RGB; keeps an alpha channel as the person mask when the file
-is a cut-out; reads the camera's focal length from EXIF when the camera wrote it; and downscales huge photos to a working size while remembering the original's path, size
-and the scale between the two. Every refusal is a :class:`PhotoError` whose message says what is wrong
-and what to do about it.
+is a cut-out; reads the camera's focal length from EXIF when the camera wrote it; and downscales huge
+photos to a working size while remembering the original's path, size and the scale between the two.
+Every refusal is a :class:`PhotoError` whose message says what is wrong and what to do about it.
 """
 
 from __future__ import annotations

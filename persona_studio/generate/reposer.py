@@ -97,7 +97,7 @@ def fit_surface_to_photo(renderer: BodyRenderer, subject: Subject, steps: int = 
     with torch.no_grad():
         first = renderer.model.forward(**smplx_tensors(views[0].smplx)).vertices[0]
     corrections = torch.zeros(len(views) - 1, 66, requires_grad=True)  # the extra photos' pose corrections
-    colors, visibility, _ = surface_colours(renderer, views, [view.smplx for view in views])
+    colors, visibility, visibilities = surface_colours(renderer, views, [view.smplx for view in views])
     corrected = torch.as_tensor(visibility.reliable)[:, None]
     n = renderer.interp.shape[0]
     displacement = torch.zeros(n, requires_grad=True)
@@ -130,8 +130,6 @@ def fit_surface_to_photo(renderer: BodyRenderer, subject: Subject, steps: int = 
                                 for view, c in zip(views[1:], corrections)]
     if len(views) > 1:  # the extra photos' colours and outlines in their refined poses
         colors, visibility, visibilities = surface_colours(renderer, views, poses)
-    else:
-        visibilities = [visibility]
     shift = extend_displacement(renderer, displacement.detach().numpy(), visibility)
     shift = drape_torso_back(renderer, shift, depth_pinned(visibilities), subject.smplx["betas"])
     return SurfaceFit(PhotoSurface(shift.astype(np.float32), colors.numpy()), poses)
