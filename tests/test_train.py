@@ -388,6 +388,26 @@ def test_a_frames_background_never_reaches_the_colours(workspace, open_body_mode
     assert weights[~photo_mask].max() == 0 and 0 < weights.sum() < photo_mask.sum()  # inside, one pixel in
 
 
+def test_the_photo_teaches_colours_and_means_but_not_the_gaussians_sizes(workspace, open_body_model):
+    """A round Gaussian's size is also its thickness, which the photo cannot see: the photo's losses
+    reach colours and means, and only the generated frames (seen from all round) size the Gaussians."""
+    from dataclasses import replace
+
+    trainer = Trainer(workspace, tiny(), model=open_body_model)
+    trainer.prepare()
+    # The data terms alone: the scales' Laplacian would give them a gradient of its own.
+    trainer._step_weights = replace(trainer._weights, laplacian_offsets=0.0, laplacian_scales=0.0,
+                                    laplacian_colors=0.0, colour_prior=0.0)
+    a = trainer.avatar
+    for index, sizes_taught in ((0, False), (2, True)):  # the photo, a generated frame
+        trainer.optimiser.zero_grad(set_to_none=True)
+        loss, _ = trainer.losses_for(index)
+        loss.backward()
+        assert float(a.colors.grad.abs().max()) > 0 and float(a.offsets.grad.abs().max()) > 0, index
+        scale_grad = 0.0 if a.log_scales.grad is None else float(a.log_scales.grad.abs().max())
+        assert (scale_grad > 0) == sizes_taught, (index, scale_grad)
+
+
 
 @needs_cuda
 def test_a_training_step_on_cuda_matches_the_cpu(workspace, open_body_model):
