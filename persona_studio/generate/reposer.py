@@ -112,14 +112,15 @@ def fit_surface_to_photo(renderer: BodyRenderer, subject: Subject, steps: int = 
     displacement = torch.zeros(n, requires_grad=True)
     color_change = torch.zeros(n, 3, requires_grad=True)
     neighbours, counts = mesh_neighbours(renderer.faces, n)
+    pose_group = {"params": [corrections], "lr": POSE_LR}
     optimiser = torch.optim.Adam([{"params": [displacement], "lr": 1e-3}, {"params": [color_change], "lr": 1e-2},
-                                  {"params": [corrections], "lr": POSE_LR}])
+                                  pose_group])
     with CpuShare() as share:
         for step in range(steps):
             share.update()
             if cancelled is not None and cancelled():
                 raise InterruptedError("generation cancelled")
-            optimiser.param_groups[2]["lr"] = pose_step(step, steps)
+            pose_group["lr"] = pose_step(step, steps)
             fitted_colors = (colors + color_change * corrected).clamp(0, 1)
             loss = 1e4 * uniform_laplacian(displacement[:, None], neighbours, counts)
             loss = loss + POSE_PRIOR * corrections.pow(2).sum()
