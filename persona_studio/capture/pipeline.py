@@ -95,16 +95,18 @@ def fit_photo(photo_path: str | Path, workspace: str | Path, *, extra_photos: Se
     views = [FitView((p.image.shape[1], p.image.shape[0]), d.body, d.left_hand, d.right_hand, d.face, m,
                      d.person_height_px, d.body_depth, focal)
              for p, d, m, (focal, _) in zip(photos, detections, masks, focals)]
-    # Several photos: each one on its own first. The first one's shape anchors the joint fit, and every
-    # one's tells whether the photos show one person (checked below, with the joint fit's colours).
-    alone = []  # each photo's betas fitted on its own (several photos only)
+    # Several photos: each one on its own first. The joint fit starts from these fits, the first one's
+    # shape anchoring it, and every one's shape tells whether the photos show one person (checked below,
+    # with the joint fit's colours).
+    alone = []  # each photo's own fit (several photos only)
     if len(views) > 1:
         for i, view in enumerate(views):
-            report(0.1 + 0.4 * i / len(views), f"fitting photo {i + 1}/{len(views)} on its own")
-            alone.append(fit_smplx_views([view], model, settings, cancelled=cancelled)[0].params["betas"])
-    start = 0.5 if alone else 0.1
-    results = fit_smplx_views(views, model, settings, progress=lambda f, m: report(start + (0.9 - start) * f, m),
-                              cancelled=cancelled, shape_anchor=alone[0] if alone else None)
+            report(0.1 + 0.6 * i / len(views), f"fitting photo {i + 1}/{len(views)} on its own")
+            alone.append(fit_smplx_views([view], model, settings, cancelled=cancelled)[0])
+    begin = 0.7 if alone else 0.1
+    results = fit_smplx_views(views, model, settings, progress=lambda f, m: report(begin + (0.9 - begin) * f, m),
+                              cancelled=cancelled, shape_anchor=alone[0].params["betas"] if alone else None,
+                              start=alone or None)
     body_model = {"kind": model.info.kind, "path": str(model.info.path), "num_betas": model.info.num_betas,
                   **{k: str(v) for k, v in model.info.details.items() if k == "builder version"}}
     subjects, overlays = [], []
@@ -123,8 +125,8 @@ def fit_photo(photo_path: str | Path, workspace: str | Path, *, extra_photos: Se
             notes=list(photo.notes) + focal_note + list(detection.notes)))
     if len(views) > 1:
         report(0.96, "checking that the photos show one person")
-        for i, betas in enumerate(alone[1:], 1):
-            problem, gain = compare_photos(model, subjects[0], subjects[i], alone[0], betas)
+        for i, own in enumerate(alone[1:], 1):
+            problem, gain = compare_photos(model, subjects[0], subjects[i], alone[0].params["betas"], own.params["betas"])
             if problem:
                 raise SamePersonError(problem)
             subjects[i] = replace(subjects[i], colour_gain=tuple(round(float(g), 4) for g in gain))
