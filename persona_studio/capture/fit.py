@@ -178,6 +178,8 @@ def fit_smplx_views(views: list[FitView], model: BodyModel, settings: FitSetting
     settings = settings or FitSettings()
     torch.manual_seed(settings.seed)
     n = len(views)
+    if start is not None and len(start) != n:
+        raise ValueError(f"the joint fit starts from one fit per photo: {len(start)} fits for {n} photos")
     terms_of = [_ViewTerms(view, model) for view in views]
     n_expr = model.layer.num_expression_coeffs
     anchor = None if shape_anchor is None else torch.as_tensor(shape_anchor, dtype=torch.float32)[None]
