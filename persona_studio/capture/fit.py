@@ -37,6 +37,8 @@ FOV_PRIOR_DEG = 55.0  # field of view across the image's longer side
 CAMERA_R = np.diag([1.0, -1.0, -1.0])  # world (Y up, body facing +Z) -> OpenCV camera in front of it
 SILHOUETTE_SIDE = 224  # pixels of the longer side the silhouette is rendered at
 HEEL_BEHIND_ANKLE = 0.05  # metres from the ankle joint back to the heel's edge
+# What the fit optimises per photo (besides its camera translation); the shape is shared.
+FITTED_POSE_KEYS = ("global_orient", "body_pose", "left_hand_pose", "right_hand_pose", "jaw_pose", "expression")
 
 
 @dataclass
@@ -184,23 +186,22 @@ def fit_smplx_views(views: list[FitView], model: BodyModel, settings: FitSetting
     n_expr = model.layer.num_expression_coeffs
     anchor = None if shape_anchor is None else torch.as_tensor(shape_anchor, dtype=torch.float32)[None]
     betas = torch.zeros(1, settings.num_betas) if anchor is None else anchor.clone()
-    p = {  # per view, one row each
-        "global_orient": torch.zeros(n, 3), "body_pose": torch.zeros(n, 63), "left_hand_pose": torch.zeros(n, 45),
-        "right_hand_pose": torch.zeros(n, 45), "jaw_pose": torch.zeros(n, 3), "expression": torch.zeros(n, n_expr),
-    }
-    # Arms start relaxed down, the way people stand in photos, rather than in the T-pose.
-    p["body_pose"].view(n, 21, 3)[:, J["left_shoulder"] - 1, 2] = -1.1
-    p["body_pose"].view(n, 21, 3)[:, J["right_shoulder"] - 1, 2] = 1.1
-    for i, view in enumerate(views):
-        if view.body[11, 0] < view.body[12, 0]:  # subject's left shoulder on the image left: we see the back
-            p["global_orient"][i, 1] = math.pi
-    cam_t = torch.stack([_initial_translation(model, v.body, t.focal, t.centre, v.person_px)
-                         for v, t in zip(views, terms_of)])  # [n, 3]
-    if start is not None:
-        for i, own in enumerate(start):
-            for key, rows in p.items():
-                rows[i] = torch.as_tensor(own.params[key], dtype=torch.float32).reshape(-1)
-            cam_t[i] = torch.as_tensor(own.camera.t, dtype=torch.float32)
+    if start is not None:  # each view from its own fit
+        p = {key: torch.stack([torch.as_tensor(own.params[key], dtype=torch.float32).reshape(-1) for own in start])
+             for key in FITTED_POSE_KEYS}  # per view, one row each
+        cam_t = torch.stack([torch.as_tensor(own.camera.t, dtype=torch.float32) for own in start])  # [n, 3]
+    else:
+        sizes = {"global_orient": 3, "body_pose": 63, "left_hand_pose": 45, "right_hand_pose": 45, "jaw_pose": 3,
+                 "expression": n_expr}
+        p = {key: torch.zeros(n, sizes[key]) for key in FITTED_POSE_KEYS}  # per view, one row each
+        # Arms start relaxed down, the way people stand in photos, rather than in the T-pose.
+        p["body_pose"].view(n, 21, 3)[:, J["left_shoulder"] - 1, 2] = -1.1
+        p["body_pose"].view(n, 21, 3)[:, J["right_shoulder"] - 1, 2] = 1.1
+        for i, view in enumerate(views):
+            if view.body[11, 0] < view.body[12, 0]:  # subject's left shoulder on the image left: we see the back
+                p["global_orient"][i, 1] = math.pi
+        cam_t = torch.stack([_initial_translation(model, v.body, t.focal, t.centre, v.person_px)
+                             for v, t in zip(views, terms_of)])  # [n, 3]
     for tensor in (betas, *p.values(), cam_t):
         tensor.requires_grad_(True)
 
