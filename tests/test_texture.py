@@ -56,6 +56,35 @@ def test_an_open_jackets_back_is_the_jacket_not_the_shirt(scene):
     assert np.abs(colors[back] - (0.15, 0.15, 0.35)).max(1).mean() < 0.1, colors[back].mean(0)
 
 
+def test_a_top_over_a_skirt_over_bare_legs_goes_round_the_back_garment_by_garment(scene):
+    """A black top down to the waist, a denim skirt from there to mid-thigh, bare legs below: the back
+    the photo cannot see wears each where the front does (the top's back ends at the waist, the skirt's
+    back goes round the hips and the thighs), and no stretch of it is a blend of two that neither is."""
+    subject, renderer, _, rest, normals = scene
+    _, _, joints = rest_surface(renderer, subject.smplx["betas"])
+    waist = float(joints[JOINT_INDEX["spine1"], 1])
+    hem = float(joints[[JOINT_INDEX["left_hip"], JOINT_INDEX["left_knee"]], 1].mean())
+    top, denim, skin = np.array([0.08, 0.08, 0.1]), np.array([0.3, 0.42, 0.62]), np.array([0.88, 0.66, 0.56])
+    paint = np.tile(skin, (len(rest), 1))
+    torso = renderer.parts == PART_INDEX["torso"]
+    arms = np.isin(renderer.parts, [PART_INDEX[f"{s}_{l}"] for s in ("left", "right") for l in ("upper_arm", "lower_arm")])
+    paint[(torso & (rest[:, 1] >= waist)) | arms] = top
+    paint[(rest[:, 1] < waist) & (rest[:, 1] >= hem)] = denim
+    image, mask = _photo_of(scene, paint)
+    colors = color_from_photo(renderer, image, mask, subject.camera, subject.smplx)
+    back = normals[:, 2] < -0.6
+    thighs = np.isin(renderer.parts, [PART_INDEX["left_upper_leg"], PART_INDEX["right_upper_leg"]])
+    off = lambda where, colour: np.abs(colors[where] - colour).max(1)  # noqa: E731
+    top_back = back & torso & (rest[:, 1] > waist + 0.06)
+    skirt_back = back & (torso | thighs) & (rest[:, 1] < waist - 0.06) & (rest[:, 1] > hem + 0.07)
+    legs_back = back & thighs & (rest[:, 1] < hem - 0.07)
+    for where, colour in ((top_back, top), (skirt_back, denim), (legs_back, skin)):
+        assert where.sum() > 50 and np.median(off(where, colour)) < 0.08, (colour, colors[where].mean(0))
+    thigh_back = back & thighs
+    neither = np.minimum(off(thigh_back, denim), off(thigh_back, skin)) > 0.15
+    assert neither.mean() < 0.1, neither.mean()  # only a narrow hem line between the two
+
+
 def test_the_back_of_the_head_is_the_hair_the_photo_shows_above_the_face(scene):
     """The real photo with its person above the detected face dyed green: that is the hair colour, and
     the back of the head takes it (not the body model's crown, nor the face's skin)."""

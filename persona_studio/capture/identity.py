@@ -29,7 +29,7 @@ from persona_studio.body.parts import PART_INDEX
 from persona_studio.body.skeleton import JOINT_INDEX as J
 from persona_studio.render.body import BodyRenderer
 from persona_studio.render.camera import Camera
-from persona_studio.render.image import resize_image, srgb_to_linear
+from persona_studio.render.image import linear_to_lab, resize_image, srgb_to_linear
 
 GARMENTS = {"sleeves": ("upper_arm", "lower_arm"), "trouser legs": ("upper_leg", "lower_leg"), "shoes": ("foot",)}
 GARMENT_PARTS = {name: tuple(PART_INDEX[f"{side}_{limb}"] for side in ("left", "right") for limb in limbs)
@@ -39,14 +39,6 @@ COLOUR_SIDE = 192  # pixels of the longer side the parts are rendered at for the
 MIN_PART_PIXELS = 30  # a part this small in either photo is not compared
 MAX_GARMENT_DELTA_E = 15.0  # CIE76 difference of a garment's colour (the median over its parts)
 MAX_PROPORTION_POINTS = 1.5  # leg length or shoulder width, percentage points of the height
-
-
-def linear_to_lab(linear: np.ndarray) -> np.ndarray:
-    """[..., 3] linear RGB -> [..., 3] CIELAB (D65)."""
-    m = np.array([[0.4124, 0.3576, 0.1805], [0.2126, 0.7152, 0.0722], [0.0193, 0.1192, 0.9505]])
-    xyz = linear @ m.T / np.array([0.95047, 1.0, 1.08883])
-    f = np.where(xyz > (6 / 29) ** 3, np.cbrt(xyz), xyz / (3 * (6 / 29) ** 2) + 4 / 29)
-    return np.stack([116 * f[..., 1] - 16, 500 * (f[..., 0] - f[..., 1]), 200 * (f[..., 1] - f[..., 2])], -1)
 
 
 def part_colours(renderer: BodyRenderer, image: np.ndarray, mask: np.ndarray, camera: Camera,

@@ -32,6 +32,20 @@ def srgb_to_linear(rgb: np.ndarray) -> np.ndarray:
     return np.where(rgb <= 0.04045, rgb / 12.92, ((rgb + 0.055) / 1.055) ** 2.4)
 
 
+def linear_to_lab(linear: np.ndarray) -> np.ndarray:
+    """[..., 3] linear RGB -> [..., 3] CIELAB (D65)."""
+    m = np.array([[0.4124, 0.3576, 0.1805], [0.2126, 0.7152, 0.0722], [0.0193, 0.1192, 0.9505]])
+    xyz = linear @ m.T / np.array([0.95047, 1.0, 1.08883])
+    f = np.where(xyz > (6 / 29) ** 3, np.cbrt(xyz), xyz / (3 * (6 / 29) ** 2) + 4 / 29)
+    return np.stack([116 * f[..., 1] - 16, 500 * (f[..., 0] - f[..., 1]), 200 * (f[..., 1] - f[..., 2])], -1)
+
+
+def colour_difference(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """[...] CIE76 difference of sRGB colours ``a`` and ``b`` [..., 3] in [0, 1] (broadcast)."""
+    lab = lambda c: linear_to_lab(srgb_to_linear(np.clip(c, 0, 1)))  # noqa: E731
+    return np.linalg.norm(lab(a) - lab(b), axis=-1)
+
+
 def linear_to_srgb(linear: np.ndarray) -> np.ndarray:
     """Linear intensities in [0, 1] -> sRGB values."""
     return np.where(linear <= 0.0031308, linear * 12.92, 1.055 * np.maximum(linear, 0) ** (1 / 2.4) - 0.055)

@@ -4,10 +4,12 @@ The photo is trusted only where it sees the surface squarely: at grazing angles 
 silhouette its pixels blend the person with the background (light streaks down the sides of the limbs
 when they are taken as colours). Those vertices and everything the photo does not see are inferred:
 
-- the back of a limb is the limb's dominant colour with part of the detail of its front seen through
-  the limb's front/back plane (a sleeve or a trouser leg looks much the same all round);
-- the back of the torso takes the colour that wraps round its sides (an open jacket's back is the
-  jacket, not the shirt the front shows between its lapels);
+- the back of a limb is its front seen through the limb's front/back plane, the garments where they
+  are (a skirt's hem or a rolled sleeve goes round the limb) with part of their detail (a sleeve or a
+  trouser leg looks much the same all round);
+- the back of the torso takes, at each height, the colour that wraps round its sides there (an open
+  jacket's back is the jacket, not the shirt the front shows between its lapels; a top's back ends
+  where its sides end, over a skirt's or trousers' back);
 - the back and sides of the head take the colour of the hair: the person's pixels above the outline
   of the face the detector found (:func:`hair_colour`: hair, a bald crown's skin or a hat), else what
   the photo sees on the body's crown; the back of the neck is the face's skin above a collar of the
@@ -39,12 +41,20 @@ from persona_studio.body.parts import PART_INDEX
 from persona_studio.body.skeleton import JOINT_INDEX
 from persona_studio.render.body import BodyRenderer, vertex_normals
 from persona_studio.render.camera import Camera
+from persona_studio.render.image import colour_difference
 
 SQUARE_COS = 0.4  # the photo's colour is trusted where the surface faces it within ~66 degrees
 EDGE_SHARE = 0.006  # ... and at least this share of the person's height inside the mask's edge
 FACING_AWAY_COS = 0.2  # vertices turned further away than this take the inferred back colour
-MIRROR_NEIGHBOURS = 16  # trusted vertices averaged round a limb vertex's mirror image
-MIRROR_DETAIL = 0.5  # share of the mirrored detail (relative to the part's dominant colour) kept
+MIRROR_NEIGHBOURS = 16  # trusted vertices averaged round a limb vertex's mirror image (2-3 cm at level 1)
+REGION_NEIGHBOURS = 64  # ... and round it for the garment there (4-6 cm)
+MIRROR_DETAIL = 0.5  # share of the mirrored detail (relative to the garment) kept
+# CIE76 differences from a part's dominant colour over which a region's colour turns from shading of
+# the same garment (a dark suit's lit and shaded sides: 5-7) to another garment (a top over a skirt,
+# a skirt over bare legs: 20-50); an inferred back follows only the latter.
+GARMENT_CHANGE = (10.0, 20.0)
+TORSO_BAND = 0.04  # metres of rest height over which the torso's sides give the colour of its back
+MIN_SIDE_SAMPLES = 8  # side vertices a torso band needs for a colour of its own
 CHIN_BELOW_EYES = 0.12  # metres from the eyes down to the chin, where the neck begins
 CROWN_ABOVE_EYES = 0.07  # metres above the eyes where a head is hair (or bald skin), not forehead
 COLLAR_BELOW_CHIN = 0.015  # metres: the back of a collar rises to this far below the chin's level
@@ -59,6 +69,10 @@ DRAPE_MAX = 0.12  # metres: the furthest a hanging garment stands off the body
 DRAPE_SMOOTHING = 10  # neighbour-averaging passes that blend the hung strips into each other
 LIMB_PARTS = tuple(PART_INDEX[f"{side}_{limb}"] for side in ("left", "right")
                    for limb in ("upper_arm", "lower_arm", "hand", "upper_leg", "lower_leg", "foot"))
+# The limbs garments cover in parts (sleeves, skirts, shorts, trouser legs); a hand or a foot is one
+# thing all round (skin, a glove, a shoe) whose mirrored front is a palm in a pocket or a shoe's laces.
+GARMENT_LIMBS = tuple(PART_INDEX[f"{side}_{limb}"] for side in ("left", "right")
+                      for limb in ("upper_arm", "lower_arm", "upper_leg", "lower_leg"))
 
 
 @dataclass
@@ -210,6 +224,46 @@ def hair_colour(views) -> np.ndarray | None:
     return None
 
 
+def garment_colour(regional: np.ndarray, dominant: np.ndarray) -> np.ndarray:
+    """[K, 3] a region's garment colour: ``regional`` [K, 3] where it differs from the part's ``dominant``
+    [3] as another garment does, ``dominant`` where it differs only as shading does, a blend between
+    (:data:`GARMENT_CHANGE`)."""
+    low, high = GARMENT_CHANGE
+    other = np.clip((colour_difference(regional, dominant) - low) / (high - low), 0, 1)[:, None]
+    return dominant + other * (regional - dominant)
+
+
+def torso_side_profile(colors: np.ndarray, seen_torso: np.ndarray, rest: np.ndarray, rest_normals: np.ndarray,
+                       fallback: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The colour that wraps round the torso's sides, by rest height: ([B] heights, [B, 3] colours), each
+    the median over the ``seen_torso`` [V] vertices turned most sideways (the 15 % with the largest
+    |normal x|) within ``TORSO_BAND`` of its height, where it is another garment than all the sides'
+    median (:func:`garment_colour`); bands with too few of them are left out (at least one entry: all
+    the sides' median, or ``fallback`` [3] when no side is seen). Read it with :func:`profile_at`.
+
+    One colour for the whole back would put a top's colour over a skirt's back (or trousers' over a long
+    coat's); by height the back changes garment where the sides do."""
+    if not seen_torso.any():
+        return np.zeros(1), fallback[None]
+    side_score = np.abs(rest_normals[:, 0])
+    side = seen_torso & (side_score >= np.quantile(side_score[seen_torso], 0.85))
+    y, side_colours = rest[side, 1], colors[side]
+    centres = np.arange(y.min(), y.max() + TORSO_BAND / 2, TORSO_BAND / 2)
+    bands = [np.abs(y - c) <= TORSO_BAND / 2 for c in centres]
+    known = [(c, np.median(side_colours[b], 0)) for c, b in zip(centres, bands) if b.sum() >= MIN_SIDE_SAMPLES]
+    dominant = _median(side_colours, fallback)
+    if not known:
+        return np.zeros(1), dominant[None]
+    return np.array([c for c, _ in known]), garment_colour(np.stack([v for _, v in known]), dominant)
+
+
+def profile_at(profile: tuple[np.ndarray, np.ndarray], heights: np.ndarray) -> np.ndarray:
+    """[K] heights -> [K, 3] colours of a :func:`torso_side_profile`, linear between its bands and held
+    beyond its ends."""
+    at, values = profile
+    return np.stack([np.interp(heights, at, values[:, c]) for c in range(values.shape[1])], -1)
+
+
 def inferred_back_colors(colors: np.ndarray, trusted: np.ndarray, rest: np.ndarray, rest_normals: np.ndarray,
                          parts: np.ndarray, head_levels: tuple[float, float],
                          crown_seen: np.ndarray | None = None, hair: np.ndarray | None = None) -> np.ndarray:
@@ -220,8 +274,10 @@ def inferred_back_colors(colors: np.ndarray, trusted: np.ndarray, rest: np.ndarr
     head only obliquely; default ``trusted``), unless the photo's ``hair`` colour [3] is given."""
     overall = _median(colors[trusted], np.full(3, 0.5))
     out = np.empty_like(colors)
-    # Limbs: the part's dominant colour, carrying half of the detail of the mirror image through the
-    # part's front/back plane (averaged over its neighbourhood: no copied highlight or cuff).
+    # Limbs: the mirror image through the part's front/back plane: the part's dominant colour, or the
+    # garment round the mirror image where that is another one (:func:`garment_colour`), carrying half
+    # of the detail (averaged over its neighbourhood: no copied highlight or cuff). The dominant colour
+    # alone would blend the garments of a limb two cover (a skirt over bare thighs) into neither's.
     limb = np.isin(parts, LIMB_PARTS)
     mirrored = _part_planes_mirror(rest, parts)
     for part in LIMB_PARTS:
@@ -231,20 +287,15 @@ def inferred_back_colors(colors: np.ndarray, trusted: np.ndarray, rest: np.ndarr
         if sources.sum() < MIRROR_NEIGHBOURS:
             out[members] = overall
             continue
+        k = min(REGION_NEIGHBOURS, int(sources.sum()))
+        _, nearest = cKDTree(rest[sources]).query(mirrored[members], k=k)  # nearest first
+        around = colors[sources][nearest]  # [M, k, 3]
         dominant = np.median(colors[sources], 0)
-        _, nearest = cKDTree(rest[sources]).query(mirrored[members], k=MIRROR_NEIGHBOURS)
-        detail = colors[sources][nearest].mean(1) - dominant
-        out[members] = dominant + MIRROR_DETAIL * detail
-    # Torso: the colour that wraps round its sides.
+        garment = garment_colour(around.mean(1), dominant) if part in GARMENT_LIMBS else dominant
+        out[members] = garment + MIRROR_DETAIL * (around[:, :MIRROR_NEIGHBOURS].mean(1) - garment)
     torso = parts == PART_INDEX["torso"]
-    seen_torso = torso & trusted
-    side_score = np.abs(rest_normals[:, 0])
-    if seen_torso.any():
-        threshold = np.quantile(side_score[seen_torso], 0.85)
-        garment = _median(colors[seen_torso & (side_score >= threshold)], overall)
-    else:
-        garment = overall
-    out[torso] = garment
+    sides = torso_side_profile(colors, trusted & torso, rest, rest_normals, overall)
+    out[torso] = profile_at(sides, rest[torso, 1])
     # Head: crown and back from the hair the photo sees above the forehead (skin when bald); the nape
     # is the face's skin above the collar, the torso's garment below; blends between them.
     head = parts == PART_INDEX["face_neck"]
@@ -255,7 +306,7 @@ def inferred_back_colors(colors: np.ndarray, trusted: np.ndarray, rest: np.ndarr
     face = head & trusted & (rest[:, 1] > chin_y) & (rest[:, 1] < eye_y)
     skin = _median(colors[face], _median(colors[neck & trusted], crown_colour))
     nape = np.clip((rest[:, 1] - (chin_y - COLLAR_BELOW_CHIN)) / COLLAR_BLEND + 0.5, 0, 1)[:, None]  # garment -> skin
-    neck_colour = nape * skin + (1 - nape) * garment
+    neck_colour = nape * skin + (1 - nape) * profile_at(sides, np.array([chin_y]))  # the collar: the torso's top
     blend = np.clip((rest[:, 1] - chin_y) / 0.06, 0, 1)[:, None]  # nape -> crown over 6 cm
     out[head] = (blend * crown_colour + (1 - blend) * neck_colour)[head]
     return out
