@@ -49,9 +49,10 @@ FACING_AWAY_COS = 0.2  # vertices turned further away than this take the inferre
 MIRROR_NEIGHBOURS = 16  # trusted vertices averaged round a limb vertex's mirror image (2-3 cm at level 1)
 REGION_NEIGHBOURS = 64  # ... and round it for the garment there (4-6 cm)
 MIRROR_DETAIL = 0.5  # share of the mirrored detail (relative to the garment) kept
-# CIE76 differences from a part's dominant colour over which a region's colour turns from shading of
-# the same garment (a dark suit's lit and shaded sides: 5-7) to another garment (a top over a skirt,
-# a skirt over bare legs: 20-50); an inferred back follows only the latter.
+# CIE76 differences from a part's dominant colour over which a region's colour turns from light and shade
+# on one garment (a dark suit's lit and shaded sides: 5-7) to another garment (a black top over a grey
+# denim skirt: 30; a skirt over bare legs: 40-50). Colour alone cannot tell a deep shadow from a garment
+# (under a top's ruffle: 24): such a band goes round the back too.
 GARMENT_CHANGE = (10.0, 20.0)
 TORSO_BAND = 0.04  # metres of rest height over which the torso's sides give the colour of its back
 MIN_SIDE_SAMPLES = 8  # side vertices a torso band needs for a colour of its own
