@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import torch
 
-from persona_studio.capture.fit import FitResult, FitSettings, FitView, fit_smplx_views
+from persona_studio.capture.fit import FITTED_POSE_KEYS, FitResult, FitSettings, FitView, fit_smplx_views
 from persona_studio.capture.identity import seen_from_behind
 from persona_studio.capture.pipeline import SamePersonError, fit_photo
 from persona_studio.generate.stage import GenerateOptions, generate_training_set
@@ -92,7 +92,7 @@ def test_the_joint_fit_starts_from_each_photos_own_fit(front_and_back, open_body
     results = fit_smplx_views(views, open_body_model, FitSettings(iterations=(40, 120, 0)),
                               shape_anchor=subject.smplx["betas"], start=own)
     for result, v in zip(results, subject.views):
-        for key in ("global_orient", "body_pose", "left_hand_pose", "right_hand_pose", "jaw_pose", "expression"):
+        for key in FITTED_POSE_KEYS:
             np.testing.assert_allclose(result.params[key], v.smplx[key], atol=1e-6, err_msg=key)
         np.testing.assert_allclose(result.camera.t, v.camera.t, atol=1e-5)
 
