@@ -56,7 +56,11 @@ def test_one_step_reduces_each_loss_on_a_fixed_frame(workspace, open_body_model)
             trainer.avatar.invalidate_cache()
         after = trainer.losses_for(index)[1]
         assert sum(after.values()) < sum(before.values())
-        assert after["image"] <= before["image"] + 1e-6, (index, before["image"], after["image"])
+        # A re-poser frame is a render of the surface the avatar starts from: its image loss starts
+        # near zero (0.3 % here) and reaches only the deformation (never the colours): like the mask,
+        # it may give a sliver (0.1 % of a pixel's colour) to the geometry terms.
+        image_slack = 1e-6 if index == 0 else 1e-3
+        assert after["image"] <= before["image"] + image_slack, (index, before["image"], after["image"])
         # The photo's geometry terms count at a tenth (``photo_geometry``) and start near their optimum
         # (its normals within 0.02 here): they may give a tenth of their value to the image; a
         # generated frame's normals, at full weight, must improve.
@@ -403,10 +407,39 @@ def test_the_photo_teaches_colours_and_means_but_not_the_gaussians_sizes(workspa
         trainer.optimiser.zero_grad(set_to_none=True)
         loss, _ = trainer.losses_for(index)
         loss.backward()
-        assert float(a.colors.grad.abs().max()) > 0 and float(a.offsets.grad.abs().max()) > 0, index
+        assert float(a.offsets.grad.abs().max()) > 0, index
+        # (a re-poser frame does not teach colours: test_the_reposers_frames_teach_motion_but_not_appearance)
+        assert (float(a.colors.grad.abs().max()) > 0) == (index == 0), index
         scale_grad = 0.0 if a.log_scales.grad is None else float(a.log_scales.grad.abs().max())
         assert (scale_grad > 0) == sizes_taught, (index, scale_grad)
 
+
+
+def test_the_reposers_frames_teach_motion_but_not_appearance(workspace, open_body_model, tmp_path):
+    """The built-in re-poser's frames are renders of the surface the avatar starts from: steps on them
+    move the deformation and the sizes but leave the colours (their regularisers off) and the rest
+    shape's offsets exactly as they are. The same frames from another generator (here: imported) teach
+    those too."""
+    import json
+    import shutil
+
+    imported = tmp_path / "imported"
+    shutil.copytree(workspace, imported, ignore=shutil.ignore_patterns("avatar"))
+    manifest = imported / "training_set" / "manifest.json"
+    manifest.write_text(json.dumps({**json.loads(manifest.read_text()), "generator": "import"}))
+    for folder, appearance_taught in ((workspace, False), (imported, True)):
+        trainer = Trainer(folder, tiny(), model=open_body_model, restart=True)
+        trainer.prepare()
+        trainer.set_photo_share(0.0)  # generated frames only
+        trainer.set_weights(laplacian_colors=0.0, colour_prior=0.0)
+        a = trainer.avatar
+        start = {name: p.detach().clone() for name, p in a.named_parameters()}
+        drawn = [trainer.train_step()["frame"] for _ in range(3)]
+        assert not set(drawn) & set(trainer.photo_indices)
+        moved = {name for name, p in a.named_parameters() if not torch.equal(p.detach(), start[name])}
+        assert {"log_scales", "triplane.planes"} <= moved, (folder, moved)
+        assert ({"colors", "offsets"} <= moved) == appearance_taught, (folder, moved)
+        assert ({"colors", "offsets"} & moved) == ({"colors", "offsets"} if appearance_taught else set())
 
 
 @needs_cuda

@@ -35,6 +35,9 @@ class FrameData:
     camera: Camera
     smplx: dict[str, torch.Tensor]  # each [1, ...]
     is_photo: bool
+    # False for the built-in re-poser's frames: renders of the surface the avatar starts from, so what
+    # they show of its colours and rest shape is the start itself (they teach how the body moves).
+    teaches_appearance: bool
     blur: float  # px^2 at the training resolution: the rasteriser's eps2d for this frame's renders
 
 
@@ -75,7 +78,7 @@ def load_frames(ts: TrainingSet, model: BodyModel, resolution: int,
             normal=image(resize_image(f.normal, size, nearest=True)), part_rgb=image(PART_COLORS[parts]),
             hands=image(mesh_silhouette(verts, hands, camera)), camera=camera,
             smplx={k: v.to(device) for k, v in params.items()}, is_photo=f.is_photo,
-            blur=render_blur(camera.width, f.camera.width)))
+            teaches_appearance=f.is_photo or not ts.renders_its_surface, blur=render_blur(camera.width, f.camera.width)))
     return out
 
 

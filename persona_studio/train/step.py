@@ -10,7 +10,8 @@ hand]; render and frame are composited over a random plain colour, and the losse
   geometry weight (0.1); none of it reaches the Gaussians' sizes (:func:`taught_scales`);
 - generated frames: image loss on colour and on seam colour; mask, depth (scale-invariant), normals,
   parts at weight 1; the image loss reaches the deformation (means, MLP, triplane) at the generated
-  image weight (0.1: geometry-weighted optimisation) while colours get it in full;
+  image weight (0.1: geometry-weighted optimisation) while colours get it in full; the built-in
+  re-poser's frames teach neither colours nor the rest shape's offsets (:func:`colour_gradient_scale`);
 - hand mask (rendered hand Gaussians vs the body mesh's hands); Laplacian regularisers on offsets,
   scales and colours; a prior pulling colours towards the starting ones.
 Image losses count only inside each frame's person (a pixel in from its edge): outside it the mask
@@ -45,7 +46,16 @@ def gradient_scaled(x: torch.Tensor, scale: float) -> torch.Tensor:
 def colour_gradient_scale(frame: FrameData, weights: LossWeights, geometry_weighting: bool) -> float:
     """How much more of a frame's image loss the colours get than the deformation: a generated frame's
     image loss is weighted ``generated_image`` (it reaches means, MLP and triplane at that weight) and
-    the colours' gradients are scaled back up by its inverse, so they learn from it in full."""
+    the colours' gradients are scaled back up by its inverse, so they learn from it in full.
+
+    None of it reaches them from a frame that does not teach appearance (the built-in re-poser's, a
+    render of the surface the avatar starts from; ``FrameData.teaches_appearance``): taught by those,
+    the colours could only drift from the start, and every view the photo does not see paid for it
+    (benchmarks/novel_views.py, one photo, three seeds: the back 0.05-0.10 dB below the untrained
+    avatar; with neither the colours nor the offsets taught by them (see ``Trainer.train_step``),
+    -0.01 to +0.08 dB). The colours' regularisers still act at every step."""
+    if not frame.teaches_appearance:
+        return 0.0
     if frame.is_photo or not geometry_weighting:
         return 1.0
     return 1.0 / max(weights.generated_image, 1e-6)

@@ -348,6 +348,11 @@ class Trainer:
         background = torch.rand(3, generator=torch.Generator().manual_seed(s.seed * 1_000_003 + self.step)).to(self.device)
         loss, terms = self.losses_for(index, background)  # terms["total"]: the loss's value
         loss.backward()
+        if not self.frames[index].teaches_appearance:
+            # A render of the avatar's own start says nothing new of its rest shape (as of its colours,
+            # step.colour_gradient_scale): the offsets skip the step (without a gradient Adam leaves a
+            # parameter as it is, where a zero one would still move it on momentum).
+            self.avatar.offsets.grad = None
         self.optimiser.step()
         with torch.no_grad():  # colours stay colours: a channel past 0 or 1 would freeze behind the clamp
             self.avatar.colors.clamp_(0, 1)

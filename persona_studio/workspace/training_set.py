@@ -186,6 +186,12 @@ class TrainingSet:
         """The generated frames: 1..T."""
         return list(range(1, 1 + self.num_generated))
 
+    @property
+    def renders_its_surface(self) -> bool:
+        """Whether the generated frames are renders of the set's own photo surface (the built-in
+        re-poser's), not new pictures of the person (a video generator's, or imported ones)."""
+        return self.manifest.get("generator") == "reposer"
+
     def photo_surface(self) -> PhotoSurface | None:
         """The surface fitted to the photo at ``manifest["template_level"]``, when the set has one."""
         path = self.folder / SURFACE_FILE
