@@ -16,7 +16,7 @@ from persona_studio.render.image import resize_image
 from persona_studio.train.frames import render_blur
 from persona_studio.train.sampler import BalancedSampler
 from persona_studio.train.seams import seam_mask
-from persona_studio.train.step import anchored_offsets
+from persona_studio.train.step import anchored_offsets, taught_means
 from persona_studio.train.trainer import Trainer, TrainSettings
 
 from conftest import needs_cuda, shared_path
@@ -413,6 +413,28 @@ def test_the_photo_teaches_colours_and_means_but_not_the_gaussians_sizes(workspa
         scale_grad = 0.0 if a.log_scales.grad is None else float(a.log_scales.grad.abs().max())
         assert (scale_grad > 0) == sizes_taught, (index, scale_grad)
 
+
+def test_the_photo_moves_the_gaussians_across_its_rays_never_along_them(workspace, open_body_model):
+    """A photo cannot tell how far along its ray a point lies: a photo's render passes its means'
+    gradients on without their part along each Gaussian's ray from the photo's camera; a generated
+    frame's render passes them on whole."""
+    trainer = Trainer(workspace, tiny(), model=open_body_model, restart=True)
+    trainer.prepare()
+    with torch.no_grad():
+        means = trainer.avatar.pose(trainer.frame_params(0)).means[0]
+    pull = torch.randn_like(means)  # any gradient the losses could send
+    for index in (0, 2):  # the photo, a generated frame
+        frame = trainer.frames[index]
+        points = means.clone().requires_grad_()
+        (taught_means(points, frame) * pull).sum().backward()
+        if not frame.is_photo:
+            assert torch.equal(points.grad, pull)
+            continue
+        rays = torch.nn.functional.normalize(means - torch.as_tensor(frame.camera.position, dtype=torch.float32), dim=-1)
+        along = (points.grad * rays).sum(-1)
+        assert float(along.abs().max()) < 1e-5
+        across = pull - (pull * rays).sum(-1, keepdim=True) * rays
+        torch.testing.assert_close(points.grad, across)
 
 
 def test_the_reposers_frames_teach_motion_but_not_appearance(workspace, open_body_model, tmp_path):
