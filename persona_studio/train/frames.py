@@ -78,7 +78,8 @@ def load_frames(ts: TrainingSet, model: BodyModel, resolution: int,
             normal=image(resize_image(f.normal, size, nearest=True)), part_rgb=image(PART_COLORS[parts]),
             hands=image(mesh_silhouette(verts, hands, camera)), camera=camera,
             smplx={k: v.to(device) for k, v in params.items()}, is_photo=f.is_photo,
-            teaches_appearance=f.is_photo or not ts.renders_its_surface, blur=render_blur(camera.width, f.camera.width)))
+            teaches_appearance=f.is_photo or not ts.renders_its_surface,
+            blur=render_blur(camera.width, f.camera.width)))
     return out
 
 

@@ -53,7 +53,7 @@ def colour_gradient_scale(frame: FrameData, weights: LossWeights, geometry_weigh
     the colours could only drift from the start, and every view the photo does not see paid for it
     (benchmarks/novel_views.py, one photo, three seeds: the back 0.05-0.10 dB below the untrained
     avatar; with neither the colours nor the offsets taught by them (see ``Trainer.train_step``),
-    -0.01 to +0.08 dB). The colours' regularisers still act at every step."""
+    +0.02 to +0.05 dB). The colours' regularisers still act at every step."""
     if not frame.teaches_appearance:
         return 0.0
     if frame.is_photo or not geometry_weighting:
