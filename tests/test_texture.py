@@ -151,11 +151,30 @@ def test_the_volume_the_photo_shows_goes_round_the_back(scene):
     # Hair the photo shows: the seen head and its silhouette pushed out by 4 cm, nothing else.
     constrained = visibility.seen | ((np.abs(visibility.facing) < 0.1) & (visibility.edge_px > 0))
     displacement = np.where(head & constrained, 0.04, 0.0).astype(np.float32)
-    extended = extend_displacement(renderer, displacement, visibility)
+    extended = extend_displacement(renderer, displacement, [visibility])
     back_of_head = head & ~visibility.seen & (rest[:, 1] > rest[head, 1].max() - 0.15) & (normals[:, 2] < -0.3)
     assert back_of_head.sum() > 50
     assert extended[back_of_head].mean() > 0.03, extended[back_of_head].mean()
     np.testing.assert_array_equal(extended[constrained], displacement[constrained])
+
+
+def test_what_only_a_back_photo_sees_face_on_takes_the_volume_carried_round_not_the_fit(scene):
+    """A back photo shows the back's colours, not how far out it lies: where only it sees the surface,
+    the displacement is the first photo's volume carried round, whatever the fit left there; the first
+    photo's side and every photo's outline keep theirs."""
+    subject, renderer, posed, rest, _ = scene
+    paint = torch.full((len(rest), 3), 0.5)
+    front = photo_visibility(renderer, renderer.render(posed, paint, subject.camera).mask, subject.camera, subject.smplx)
+    back_camera = _back_camera(scene)
+    back = photo_visibility(renderer, renderer.render(posed, paint, back_camera).mask, back_camera, subject.smplx)
+    kept = front.seen | depth_pinned([front, back])
+    only_back = back.seen & ~kept
+    assert only_back.sum() > 0.1 * len(rest), only_back.sum()
+    fit = np.random.default_rng(0).uniform(-0.03, 0.03, len(rest))  # what texture and smoothing left there
+    displacement = np.where(kept, 0.02, fit).astype(np.float32)
+    extended = extend_displacement(renderer, displacement, [front, back])
+    np.testing.assert_array_equal(extended[kept], displacement[kept])
+    np.testing.assert_allclose(extended[only_back], 0.02, atol=1e-4)
 
 
 def _back_camera(scene) -> Camera:

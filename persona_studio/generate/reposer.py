@@ -141,7 +141,7 @@ def fit_surface_to_photo(renderer: BodyRenderer, subject: Subject, steps: int = 
                                 for view, c in zip(views[1:], corrections)]
     if len(views) > 1:  # the extra photos' colours and outlines in their refined poses
         colors, visibility, visibilities = surface_colours(renderer, views, poses)
-    shift = extend_displacement(renderer, displacement.detach().numpy(), visibility)
+    shift = extend_displacement(renderer, displacement.detach().numpy(), visibilities)
     shift = drape_torso_back(renderer, shift, depth_pinned(visibilities), subject.smplx["betas"])
     return SurfaceFit(PhotoSurface(shift.astype(np.float32), colors.numpy()), poses)
 
