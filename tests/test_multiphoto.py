@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 import subprocess
 import sys
 
 import numpy as np
 import pytest
 import torch
+from scipy.spatial.transform import Rotation
 
 from persona_studio.capture.fit import FITTED_POSE_KEYS, FitResult, FitSettings, FitView, fit_smplx_views
 from persona_studio.capture.identity import seen_from_behind
@@ -221,6 +223,29 @@ def test_the_reposer_refines_an_extra_photos_pose_against_its_silhouette(front_a
         return float((alpha & person).sum() / (alpha | person).sum())
 
     assert coverage(poses[1]) > coverage(back.smplx) + 0.005, (coverage(poses[1]), coverage(back.smplx))
+
+
+def test_a_back_photos_outline_leaves_the_volume_to_the_first_photo_a_side_photos_shapes_it(front_and_back):
+    """A back photo's outline is the front photo's contour seen from behind: fitted to both, the one
+    displacement only takes up the two fits' pose differences. An extra photo moves the surface as far as
+    its outline is its own: the set's back view (fitted some 30 degrees off straight behind) and a second
+    front photo not at all, a photo from the side fully, one from 45 or 60 degrees in part."""
+    from persona_studio.generate.reposer import outline_share
+
+    _, subject = front_and_back
+    front, back = subject.views
+
+    def turned(degrees: float):
+        """The front photo's fit with its body turned about the vertical by ``degrees``."""
+        rotation = Rotation.from_euler("y", degrees, degrees=True) * Rotation.from_rotvec(front.smplx["global_orient"])
+        return replace(front, smplx={**front.smplx, "global_orient": rotation.as_rotvec()})
+
+    assert outline_share(front, back) == 0.0
+    assert outline_share(front, front) == 0.0
+    assert outline_share(front, turned(90)) == pytest.approx(1.0)
+    assert outline_share(front, turned(-90)) == pytest.approx(1.0)
+    assert outline_share(front, turned(20)) == outline_share(front, turned(160)) == 0.0
+    assert 0.0 < outline_share(front, turned(45)) < outline_share(front, turned(-60)) < 1.0
 
 
 def test_a_workspace_bundle_carries_the_extra_photos(front_and_back, tmp_path):

@@ -20,10 +20,12 @@ It exists so the whole pipeline runs anywhere, with no weights and no GPU. The r
 
 from __future__ import annotations
 
+import math
 from typing import Callable, NamedTuple
 
 import numpy as np
 import torch
+from scipy.spatial.transform import Rotation
 
 from persona_studio.body.model import smplx_tensors
 from persona_studio.body.subdivide import mesh_neighbours, uniform_laplacian
@@ -41,6 +43,9 @@ FIT_SIZE = 256  # longer side of the photo while fitting the surface
 FIT_STEPS = 100
 POSE_LR = 1e-1  # Adam's first step for an extra photo's pose correction (radians; see pose_step)
 POSE_PRIOR = 0.01  # per squared radian of the correction
+# Degrees off one axis of the body within which a photo's outline counts as the first photo's (a back
+# photo's fit may be this far off straight behind), and from which it counts as its own: see outline_share.
+SAME_AXIS_DEGREES, OWN_OUTLINE_DEGREES = 40.0, 70.0
 
 
 def photo_targets(subject: Subject, size: int) -> tuple[Camera, torch.Tensor, torch.Tensor]:
@@ -74,6 +79,24 @@ def pose_step(step: int, steps: int) -> float:
     return POSE_LR * 0.1 ** (step / max(steps - 1, 1))
 
 
+def viewing_axis(view: Subject) -> np.ndarray:
+    """[3] the photo's viewing direction in the frame of its fitted body (the body's root rotation undone)."""
+    return Rotation.from_rotvec(view.smplx["global_orient"]).inv().apply(view.camera.R[2])
+
+
+def outline_share(first: Subject, other: Subject) -> float:
+    """How much of photo ``other``'s outline is its own rather than ``first``'s: 0 where the two photos look
+    along one axis of the body (from the same side or from opposite sides: a back photo's outline is the
+    front photo's contour seen from behind, and fitted to both the one displacement only takes up the two
+    fits' pose differences), 1 for a photo from the side; in between, a ramp in sin^2 of the angle between
+    their viewing axes in the body's frame, from SAME_AXIS_DEGREES to OWN_OUTLINE_DEGREES off that axis.
+    A back photo's fit is the less sure: the multi-view set's view 180 came out 26 degrees off straight
+    behind with its known camera, 31 with the fit's field-of-view prior."""
+    sin2 = 1.0 - float(np.dot(viewing_axis(first), viewing_axis(other))) ** 2
+    low, high = (math.sin(math.radians(d)) ** 2 for d in (SAME_AXIS_DEGREES, OWN_OUTLINE_DEGREES))
+    return float(np.clip((sin2 - low) / (high - low), 0.0, 1.0))
+
+
 def fit_surface_to_photo(renderer: BodyRenderer, subject: Subject, steps: int = FIT_STEPS, size: int = FIT_SIZE,
                          progress: Callable[[float, str], None] | None = None,
                          cancelled: Callable[[], bool] | None = None) -> SurfaceFit:
@@ -99,7 +122,10 @@ def fit_surface_to_photo(renderer: BodyRenderer, subject: Subject, steps: int = 
     the one displacement would otherwise carve away in one photo's pose what the other photo's shows
     (photos 0 and 180 of benchmarks/novel_views.py, the surface: IoU front 0.892 -> 0.900, sides 0.832
     -> 0.838, back 0.891 -> 0.898; with its steps falling from a tenth of a radian, :func:`pose_step`:
-    0.905, 0.842, 0.902).
+    0.905, 0.842, 0.902). An extra photo moves the displacement only as far as its outline is its own
+    (:func:`outline_share`): a back photo's outline is the front's contour again, and the fight between
+    the two fits' poses over it cost the surface IoU (photos 0 and 180, the surface: 0.903 / 0.847 /
+    0.901 -> 0.911 / 0.847 / 0.909); it still refines its own pose and gives the colours it sees best.
     """
     views = subject.views
     targets = [photo_targets(view, size) for view in views]
@@ -112,6 +138,7 @@ def fit_surface_to_photo(renderer: BodyRenderer, subject: Subject, steps: int = 
     displacement = torch.zeros(n, requires_grad=True)
     color_change = torch.zeros(n, 3, requires_grad=True)
     neighbours, counts = mesh_neighbours(renderer.faces, n)
+    outline_shares = [1.0] + [outline_share(views[0], view) for view in views[1:]]
     pose_group = {"params": [corrections], "lr": POSE_LR}
     optimiser = torch.optim.Adam([{"params": [displacement], "lr": 1e-3}, {"params": [color_change], "lr": 1e-2},
                                   pose_group])
@@ -126,8 +153,9 @@ def fit_surface_to_photo(renderer: BodyRenderer, subject: Subject, steps: int = 
             loss = loss + POSE_PRIOR * corrections.pow(2).sum()
             posed = [first] + [renderer.model.forward(**refined_pose(view.smplx, c)).vertices[0]
                                for view, c in zip(views[1:], corrections)]
-            for vertices, (camera, target, mask) in zip(posed, targets):
-                out = renderer.splat(vertices, fitted_colors, camera, displacement)
+            for vertices, (camera, target, mask), own in zip(posed, targets, outline_shares):
+                shift = displacement if own == 1.0 else own * displacement + (1 - own) * displacement.detach()
+                out = renderer.splat(vertices, fitted_colors, camera, shift)
                 alpha = out.alpha[0, ..., 0]
                 image = out.features[0, ..., :3] + (1 - alpha[..., None])
                 loss = loss + (image - target).abs().mean() + (alpha - mask).abs().mean()
