@@ -67,6 +67,13 @@ def test_bench_finds_the_benchmarks_beside_the_package():
     assert "novel_views" in result.stderr and "train_preview" in result.stderr, result.stderr
 
 
+def test_bench_runs_a_benchmark_that_imports_its_neighbour(tmp_path):
+    """colour_ceiling.py builds on novel_views.py, as `python benchmarks/colour_ceiling.py` finds it."""
+    result = cli("bench", "colour_ceiling", "--workspace", str(tmp_path), "--views", str(tmp_path / "no_set"))
+    assert result.returncode != 0 and "Traceback" not in result.stderr, result.stderr
+    assert "multi-view set not found" in result.stderr, result.stderr
+
+
 @pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="this machine has CUDA")
 def test_a_device_this_machine_lacks_is_one_line_before_any_work(tmp_path):
     commands = (["train", "-w", str(tmp_path)], ["animate", "-w", str(tmp_path), "--motion", "wave", "-o", "x.mp4"],

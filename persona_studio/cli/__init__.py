@@ -185,6 +185,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         known = ", ".join(sorted(p.stem for p in BENCHMARKS_DIR.glob("*.py") if not p.stem.startswith("_")))
         raise ValueError(f"no benchmark {args.name!r} (benchmarks: {known or 'none found next to the package'})")
     sys.argv = [str(script), *args.args]
+    sys.path.insert(0, str(BENCHMARKS_DIR))  # as `python benchmarks/NAME.py` runs it: it may import its neighbours
     runpy.run_path(str(script), run_name="__main__")
     return 0
 
