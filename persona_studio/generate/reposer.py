@@ -35,6 +35,7 @@ from persona_studio.workspace.training_set import PhotoSurface
 from persona_studio.render.body import BodyRenderer
 from persona_studio.render.camera import Camera
 from persona_studio.render.image import photo_on_white
+from persona_studio.render.rasterize import gradient_scaled
 from persona_studio.render.texture import (PhotoVisibility, combine_visibility, depth_pinned, drape_torso_back,
                                           extend_displacement, hair_colour, infer_colors, photo_visibility,
                                           seen_colors)
@@ -154,8 +155,7 @@ def fit_surface_to_photo(renderer: BodyRenderer, subject: Subject, steps: int = 
             posed = [first] + [renderer.model.forward(**refined_pose(view.smplx, c)).vertices[0]
                                for view, c in zip(views[1:], corrections)]
             for vertices, (camera, target, mask), own in zip(posed, targets, outline_shares):
-                shift = displacement if own == 1.0 else own * displacement + (1 - own) * displacement.detach()
-                out = renderer.splat(vertices, fitted_colors, camera, shift)
+                out = renderer.splat(vertices, fitted_colors, camera, gradient_scaled(displacement, own))
                 alpha = out.alpha[0, ..., 0]
                 image = out.features[0, ..., :3] + (1 - alpha[..., None])
                 loss = loss + (image - target).abs().mean() + (alpha - mask).abs().mean()

@@ -25,6 +25,12 @@ BACKENDS = ("torch", "gsplat")
 GPU_INSTALL_HINT = 'pip install "persona-studio[gpu]"'
 
 
+def gradient_scaled(x: Tensor, scale: float) -> Tensor:
+    """Same value as ``x``; gradients through it are multiplied by ``scale`` (how much of a render's loss
+    reaches a parameter: the trainer's geometry weighting, an extra photo's share of the surface fit)."""
+    return x.detach() + scale * (x - x.detach())
+
+
 @dataclass
 class RasterOutput:
     """What :func:`rasterize` returns for B cameras (shapes beside each field)."""
