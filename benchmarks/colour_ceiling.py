@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -40,8 +41,7 @@ import torch
 import novel_views as nv
 from persona_studio.avatar.bundle import load_checkpoint
 from persona_studio.body.model import load_body_model, smplx_tensors
-from persona_studio.render.body import BodyRenderer
-from persona_studio.render.rasterize import rasterize_cameras
+from persona_studio.render.camera import Camera
 from persona_studio.workspace.folders import checkpoint_file
 from persona_studio.workspace.subject import Subject
 from persona_studio.workspace.training_set import TrainingSet
@@ -49,32 +49,22 @@ from persona_studio.workspace.training_set import TrainingSet
 COLOUR_LR = 0.02
 
 
-class Geometry:
-    """Gaussians in the photo's pose with the far camera novel_views.py renders them by."""
+class Geometry(NamedTuple):
+    """A model's Gaussians in the photo's pose and the far camera novel_views.py renders them by."""
+    name: str
+    gaussians: nv.Gaussians
+    camera: Camera
 
-    def __init__(self, name: str, means: torch.Tensor, scales: torch.Tensor, opacities: torch.Tensor,
-                 colors: torch.Tensor, photo_camera):
-        self.name, self.means, self.scales, self.opacities, self.colors = name, means, scales, opacities, colors
-        self.camera = nv.far_camera(photo_camera, ((means.min(0).values + means.max(0).values) / 2).numpy())
+    @property
+    def colors(self) -> torch.Tensor:
+        return self.gaussians.colors
 
     def render(self, yaw: float, colors: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """([H, W, 3], [H, W]) from ``yaw``, differentiable in ``colors`` [N, 3]."""
-        out = rasterize_cameras([self.camera], nv.turn(self.means, self.camera, yaw), self.scales, self.opacities,
-                                colors, antialiased=True)
-        return out.features[0].clamp(0, 1), out.alpha[0, ..., 0].clamp(0, 1)
+        return nv.turned_render(self.gaussians, self.camera, yaw, colors)
 
 
-def surface_geometry(workspace: Path, subject: Subject, model) -> Geometry:
-    training_set = TrainingSet(workspace)
-    level = training_set.manifest["template_level"]
-    surface = training_set.photo_surface()
-    renderer = BodyRenderer(model, level)
-    with torch.no_grad():
-        posed = model.forward(**smplx_tensors(subject.smplx)).vertices[0]
-        points = renderer.surface(posed, torch.as_tensor(surface.displacement))
-        scales = renderer.scales(points)
-    return Geometry("re-poser surface", points, scales, torch.ones(len(points)), torch.as_tensor(surface.colors),
-                    subject.camera)
+def seen_from_afar(name: str, gaussians: nv.Gaussians, photo: Camera) -> Geometry:
+    return Geometry(name, gaussians, nv.gaussians_camera(gaussians, photo))
 
 
 def trained_geometry(workspace: Path, subject: Subject) -> Geometry | None:
@@ -82,18 +72,8 @@ def trained_geometry(workspace: Path, subject: Subject) -> Geometry | None:
     if not path.is_file():
         return None
     avatar, _, saved = load_checkpoint(path)
-    with torch.no_grad():
-        posed = avatar.pose(smplx_tensors(subject.smplx), fast=True)
-    return Geometry(f"trained avatar ({saved['step']} steps)", posed.means[0], posed.scales, posed.opacities,
-                    posed.colors, subject.camera)
-
-
-def warp(image: torch.Tensor, similarity: torch.Tensor, shift: tuple[int, int]) -> torch.Tensor:
-    """[H, W, C] moved as novel_views.aligned moves a render (differentiable)."""
-    params = similarity.clone()
-    params[2] += shift[0]
-    params[3] += shift[1]
-    return nv._warp(image.permute(2, 0, 1), params).permute(1, 2, 0)
+    gaussians = nv.avatar_gaussians(avatar, smplx_tensors(subject.smplx))
+    return seen_from_afar(f"trained avatar ({saved['step']} steps)", gaussians, subject.camera)
 
 
 def placements(geometry: Geometry, views: list[dict]) -> tuple[torch.Tensor, dict[float, tuple[int, int]]]:
@@ -106,7 +86,7 @@ def placements(geometry: Geometry, views: list[dict]) -> tuple[torch.Tensor, dic
     with torch.no_grad():
         for view in views:
             _, alpha = geometry.render(view["yaw"], geometry.colors)
-            moved = warp(alpha[..., None], similarity, (0, 0))[..., 0].numpy()
+            moved = nv.moved(alpha[..., None], similarity)[..., 0].numpy()
             shifts[view["yaw"]] = nv.best_shift(moved, view["mask"])
     return similarity, shifts
 
@@ -116,7 +96,7 @@ def aligned_render(geometry: Geometry, colors: torch.Tensor, view: dict, similar
     """([H, W, 3] on black, [H, W] alpha) as novel_views.evaluate lays a render on ``view``."""
     with torch.no_grad():
         rgb, alpha = geometry.render(view["yaw"], colors)
-        moved = warp(torch.cat([rgb, alpha[..., None]], -1), similarity, shifts[view["yaw"]]).numpy()
+        moved = nv.moved(torch.cat([rgb, alpha[..., None]], -1), similarity, shifts[view["yaw"]]).numpy()
     return moved[..., :3] * (moved[..., 3:] > 0.5), moved[..., 3]
 
 
@@ -138,7 +118,7 @@ def fitted_colours(geometry: Geometry, views: list[dict], similarity, shifts, st
     with torch.no_grad():
         for view in views:
             _, alpha = geometry.render(view["yaw"], geometry.colors)
-            ours = warp(alpha[..., None], similarity, shifts[view["yaw"]])[..., 0] > 0.5
+            ours = nv.moved(alpha[..., None], similarity, shifts[view["yaw"]])[..., 0] > 0.5
             inside = ours & torch.as_tensor(view["mask"] > 0.5)
             targets.append((torch.as_tensor(view["rgb"]), inside))
     colors = geometry.colors.detach().clone().requires_grad_()
@@ -147,7 +127,7 @@ def fitted_colours(geometry: Geometry, views: list[dict], similarity, shifts, st
         optimiser.zero_grad(set_to_none=True)
         for view, (truth, inside) in zip(views, targets):
             rgb, _ = geometry.render(view["yaw"], colors.clamp(0, 1))
-            rgb = warp(rgb, similarity, shifts[view["yaw"]])
+            rgb = nv.moved(rgb, similarity, shifts[view["yaw"]])
             loss = ((rgb - truth) ** 2).mean(-1)[inside].mean() / len(views)
             loss.backward()
         optimiser.step()
@@ -169,7 +149,9 @@ def main() -> None:
     views = nv.load_views(args.views)
     model = load_body_model("open")
     subject = Subject.load(args.workspace)
-    geometries = [surface_geometry(args.workspace, subject, model), trained_geometry(args.workspace, subject)]
+    training_set = TrainingSet(args.workspace)
+    surface = nv.surface_gaussians(subject, model, training_set.manifest["template_level"], training_set.photo_surface())
+    geometries = [seen_from_afar("re-poser surface", surface, subject.camera), trained_geometry(args.workspace, subject)]
     left_out = {0.0, *args.not_scored}
     print(f"{'geometry':30s} {'group':6s} {'views':>5s} {'as they are':>12s} {'each view its gain':>19s} "
           f"{'fitted to the views':>20s}  (per view; mean change of the fitted colours, RGB /255)")

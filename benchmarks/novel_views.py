@@ -54,6 +54,7 @@ import math
 import tempfile
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -110,10 +111,22 @@ def far_camera(photo: Camera, centre: np.ndarray, distance: float = GROUND_TRUTH
                   photo.width, photo.height)
 
 
-def render_gaussians(means, scales, opacities, colors, camera: Camera) -> tuple[np.ndarray, np.ndarray]:
-    """([H, W, 3] on black, [H, W] alpha) of Gaussians seen by ``camera``."""
-    out = rasterize_cameras([camera], means, scales, opacities, colors, antialiased=True)
-    return out.features[0].clamp(0, 1).numpy(), out.alpha[0, ..., 0].clamp(0, 1).numpy()
+class Gaussians(NamedTuple):
+    """A model in the photo's pose: [N, 3] means, [N] or [N, 3] scales, [N] opacities, [N, 3] colours."""
+    means: torch.Tensor
+    scales: torch.Tensor
+    opacities: torch.Tensor
+    colors: torch.Tensor
+
+
+def turned_render(gaussians: Gaussians, camera: Camera, yaw: float, colors: torch.Tensor | None = None
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
+    """([H, W, 3] on black, [H, W] alpha) of ``gaussians`` turned by ``yaw``, seen by ``camera``
+    (differentiable; ``colors`` in place of theirs when given)."""
+    g = gaussians
+    out = rasterize_cameras([camera], turn(g.means, camera, yaw), g.scales, g.opacities,
+                            g.colors if colors is None else colors, antialiased=True)
+    return out.features[0].clamp(0, 1), out.alpha[0, ..., 0].clamp(0, 1)
 
 
 class Model:
@@ -123,31 +136,45 @@ class Model:
         self.name, self.render = name, render
 
 
-def avatar_model(name: str, avatar: Avatar, params: dict, camera: Camera) -> Model:
-    with torch.no_grad():
-        posed = avatar.pose(params, fast=True)
-    means = posed.means[0]
-    camera = far_camera(camera, ((means.min(0).values + means.max(0).values) / 2).numpy())
+def gaussians_camera(gaussians: Gaussians, photo: Camera) -> Camera:
+    """The far camera (:func:`far_camera`) on the centre of the Gaussians' bounding box."""
+    means = gaussians.means
+    return far_camera(photo, ((means.min(0).values + means.max(0).values) / 2).numpy())
+
+
+def gaussians_model(name: str, gaussians: Gaussians, photo: Camera) -> Model:
+    camera = gaussians_camera(gaussians, photo)
 
     def render(yaw: float):
-        return render_gaussians(turn(means, camera, yaw), posed.scales, posed.opacities, posed.colors, camera)
+        with torch.no_grad():
+            rgb, alpha = turned_render(gaussians, camera, yaw)
+        return rgb.numpy(), alpha.numpy()
 
     return Model(name, render)
 
 
-def surface_model(subject: Subject, model, level: int, surface: PhotoSurface, camera: Camera) -> Model:
+def avatar_gaussians(avatar: Avatar, params: dict) -> Gaussians:
+    with torch.no_grad():
+        posed = avatar.pose(params, fast=True)
+    return Gaussians(posed.means[0], posed.scales, posed.opacities, posed.colors)
+
+
+def surface_gaussians(subject: Subject, model, level: int, surface: PhotoSurface) -> Gaussians:
+    """The re-poser's surface (the fit's body, its clothed displacement and colours) as opaque Gaussians."""
     renderer = BodyRenderer(model, level)
     with torch.no_grad():
         posed = model.forward(**smplx_tensors(subject.smplx)).vertices[0]
         points = renderer.surface(posed, torch.as_tensor(surface.displacement))
         scales = renderer.scales(points)
-    colors = torch.as_tensor(surface.colors)
-    camera = far_camera(camera, ((points.min(0).values + points.max(0).values) / 2).numpy())
+    return Gaussians(points, scales, torch.ones(len(points)), torch.as_tensor(surface.colors))
 
-    def render(yaw: float):
-        return render_gaussians(turn(points, camera, yaw), scales, torch.ones(len(points)), colors, camera)
 
-    return Model("re-poser surface", render)
+def avatar_model(name: str, avatar: Avatar, params: dict, camera: Camera) -> Model:
+    return gaussians_model(name, avatar_gaussians(avatar, params), camera)
+
+
+def surface_model(subject: Subject, model, level: int, surface: PhotoSurface, camera: Camera) -> Model:
+    return gaussians_model("re-poser surface", surface_gaussians(subject, model, level, surface), camera)
 
 
 # --- alignment ------------------------------------------------------------------------------------
@@ -203,13 +230,18 @@ def best_shift(alpha: np.ndarray, truth: np.ndarray, radius: int = 40) -> tuple[
     return arg
 
 
-def aligned(rgb: np.ndarray, alpha: np.ndarray, similarity: torch.Tensor, shift: tuple[int, int] = (0, 0)):
+def moved(image: torch.Tensor, similarity: torch.Tensor, shift: tuple[int, int] = (0, 0)) -> torch.Tensor:
+    """[H, W, C] image moved by ``similarity`` and then ``shift`` pixels (differentiable)."""
     params = similarity.clone()
     params[2] += shift[0]
     params[3] += shift[1]
-    stacked = torch.as_tensor(np.concatenate([rgb, alpha[..., None]], -1), dtype=torch.float32).permute(2, 0, 1)
-    moved = _warp(stacked, params).permute(1, 2, 0).numpy()
-    return moved[..., :3], moved[..., 3]
+    return _warp(image.permute(2, 0, 1), params).permute(1, 2, 0)
+
+
+def aligned(rgb: np.ndarray, alpha: np.ndarray, similarity: torch.Tensor, shift: tuple[int, int] = (0, 0)):
+    stacked = torch.as_tensor(np.concatenate([rgb, alpha[..., None]], -1), dtype=torch.float32)
+    out = moved(stacked, similarity, shift).numpy()
+    return out[..., :3], out[..., 3]
 
 
 # --- scores ---------------------------------------------------------------------------------------
