@@ -483,3 +483,24 @@ def test_a_training_step_on_cuda_matches_the_cpu(workspace, open_body_model):
         assert cpu["frame"] == cuda["frame"]
         for term, value in cpu.items():
             assert cuda[term] == pytest.approx(value, rel=0.01, abs=1e-7), (term, value, cuda[term])
+
+
+def test_the_gpu_check_runs_on_the_cpu_to_its_last_line(workspace):
+    """benchmarks/gpu_check.py is run on a lent GPU machine with minutes to spare, so a break in it must show
+    here first: on the CPU it says which parts need CUDA and times the standard preset's steps, and no
+    part fails (each part catches its own failure, so the exit status alone would not tell)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_check.py"
+    files = {path: path.stat().st_mtime_ns for path in workspace.rglob("*")}
+    result = subprocess.run([sys.executable, str(script), "--workspace", str(workspace), "--device", "cpu",
+                             "--steps", "2", "--presets", "standard"], capture_output=True, text=True, timeout=600)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0 and "FAILED" not in output and "Traceback" not in output, output
+    for says in ("device cpu (CPU)", "gsplat parity: skipped (needs CUDA", "training step, CUDA vs CPU: skipped",
+                 "MimicMotion fp16: skipped", "standard: level 1, 512 px"):
+        assert says in output, (says, output)
+    assert "ms/step (median of 2" in output, output
+    assert {path: path.stat().st_mtime_ns for path in workspace.rglob("*")} == files  # it trains a copy
