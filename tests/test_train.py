@@ -443,6 +443,43 @@ def test_the_photo_moves_the_gaussians_across_its_rays_never_along_them(workspac
         torch.testing.assert_close(points.grad, across)
 
 
+def test_the_photo_colours_only_the_surface_it_sees_squarely(workspace, open_body_model, monkeypatch):
+    """Seen edge-on, a photo's pixel spans a strip of the surface and blends the person with the photo's
+    background: its colour loss reaches a Gaussian's colour in full where the surface faces the photo
+    squarely, not at all where the photo sees it edge-on or from behind (the re-poser infers those)."""
+    from dataclasses import replace
+
+    import persona_studio.train.step as step
+    from persona_studio.render.body import vertex_normals
+    from persona_studio.render.texture import GRAZING_COS, SQUARE_COS
+
+    trainer = Trainer(workspace, tiny(), model=open_body_model, restart=True)
+    trainer.prepare()
+    trainer._step_weights = replace(trainer._weights, laplacian_offsets=0.0, laplacian_scales=0.0,
+                                    laplacian_colors=0.0, colour_prior=0.0)  # the photo's terms alone
+    a = trainer.avatar
+
+    def colour_gradient() -> torch.Tensor:
+        trainer.optimiser.zero_grad(set_to_none=True)
+        trainer.losses_for(0)[0].backward()
+        return a.colors.grad.abs().sum(-1)
+
+    shared = colour_gradient()
+    monkeypatch.setattr(step, "photo_colour_share", lambda means, normals, position: 1.0)
+    whole = colour_gradient()
+    with torch.no_grad():
+        means = a.pose(trainer.frame_params(0)).means[0]
+        to_camera = torch.as_tensor(trainer.frames[0].camera.position, dtype=torch.float32) - means
+        facing = (vertex_normals(means, a.faces) * torch.nn.functional.normalize(to_camera, dim=-1)).sum(-1)
+    edge_on, square = facing <= GRAZING_COS, facing >= SQUARE_COS
+    assert int((whole[edge_on] > 0).sum()) > 100  # without the share the photo reached them
+    assert float(shared[edge_on].max()) == 0.0
+    assert int((shared[square] > 0).sum()) > 1000
+    torch.testing.assert_close(shared[square], whole[square])
+    ramp = ~edge_on & ~square & (whole > 0)
+    assert bool(((shared[ramp] > 0) & (shared[ramp] < whole[ramp])).all())
+
+
 def test_the_reposers_frames_teach_motion_but_not_appearance(workspace, open_body_model, tmp_path):
     """The built-in re-poser's frames are renders of the surface the avatar starts from: steps on them
     move the deformation and the sizes but leave the colours (their regularisers off) and the rest

@@ -43,6 +43,7 @@ from persona_studio.render.body import BodyRenderer, vertex_normals
 from persona_studio.render.camera import Camera
 from persona_studio.render.image import colour_difference
 
+GRAZING_COS = 0.1  # a surface turned further from the photo than this (~84 degrees) is not seen by it
 SQUARE_COS = 0.4  # the photo's colour is trusted where the surface faces it within ~66 degrees
 EDGE_SHARE = 0.006  # ... and at least this share of the person's height inside the mask's edge
 FACING_AWAY_COS = 0.2  # vertices turned further away than this take the inferred back colour
@@ -110,7 +111,7 @@ def photo_visibility(renderer: BodyRenderer, mask: np.ndarray, camera: Camera, s
     py = np.clip(uvz[:, 1].astype(int), 0, h - 1)
     inside = (uvz[:, 0] >= 0) & (uvz[:, 0] < w) & (uvz[:, 1] >= 0) & (uvz[:, 1] < h)
     person = mask > 0.5
-    seen = inside & (uvz[:, 2] <= view.depth[py, px] + 0.015) & (facing > 0.1) & person[py, px]
+    seen = inside & (uvz[:, 2] <= view.depth[py, px] + 0.015) & (facing > GRAZING_COS) & person[py, px]
     edge_px = np.where(inside, distance_transform_edt(person)[py, px], 0.0)
     rows = np.flatnonzero(person.any(1))
     person_px = float(rows[-1] - rows[0] + 1) if len(rows) else float(h)
