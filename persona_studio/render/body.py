@@ -40,6 +40,13 @@ def vertex_normals(vertices: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
     return torch.nn.functional.normalize(normals, dim=-1)
 
 
+def facing_cosines(points: torch.Tensor, normals: torch.Tensor, position) -> torch.Tensor:
+    """[..., N] cosine between each surface normal ``normals`` [..., N, 3] at ``points`` [..., N, 3] and
+    the direction to a camera at ``position`` [3]: 1 face-on, 0 edge-on, below 0 turned away."""
+    position = torch.as_tensor(position, dtype=points.dtype, device=points.device)
+    return (normals * torch.nn.functional.normalize(position - points, dim=-1)).sum(-1)
+
+
 def splat_scales(vertices: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
     """[V, 3] surface points, [F, 3] faces -> [V] Gaussian std per point: half its longest edge, so
     neighbouring splats close the surface (the re-poser's splats and the avatar's start alike)."""

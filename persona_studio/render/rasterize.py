@@ -25,9 +25,10 @@ BACKENDS = ("torch", "gsplat")
 GPU_INSTALL_HINT = 'pip install "persona-studio[gpu]"'
 
 
-def gradient_scaled(x: Tensor, scale: float) -> Tensor:
-    """Same value as ``x``; gradients through it are multiplied by ``scale`` (how much of a render's loss
-    reaches a parameter: the trainer's geometry weighting, an extra photo's share of the surface fit)."""
+def gradient_scaled(x: Tensor, scale: float | Tensor) -> Tensor:
+    """Same value as ``x``; gradients through it are multiplied by ``scale``, a number or a tensor that
+    broadcasts to ``x`` (how much of a render's loss reaches a parameter: the trainer's geometry
+    weighting, a photo's share of each Gaussian's colour, an extra photo's share of the surface fit)."""
     return x.detach() + scale * (x - x.detach())
 
 

@@ -39,7 +39,7 @@ from scipy.spatial import cKDTree
 from persona_studio.body.model import smplx_tensors
 from persona_studio.body.parts import PART_INDEX
 from persona_studio.body.skeleton import JOINT_INDEX
-from persona_studio.render.body import BodyRenderer, vertex_normals
+from persona_studio.render.body import BodyRenderer, facing_cosines, vertex_normals
 from persona_studio.render.camera import Camera
 from persona_studio.render.image import colour_difference
 
@@ -102,10 +102,8 @@ def photo_visibility(renderer: BodyRenderer, mask: np.ndarray, camera: Camera, s
         shift = None if displacement is None else torch.as_tensor(displacement, dtype=torch.float32)
         dense = renderer.surface(posed, shift)
         view = renderer.render(posed, torch.ones(dense.shape[0], 3), camera, displacement=shift)
-        normals = vertex_normals(dense, renderer.faces).numpy()
+        facing = facing_cosines(dense, vertex_normals(dense, renderer.faces), camera.position).numpy()
     uvz = camera.project(dense.numpy())
-    to_camera = camera.position[None] - dense.numpy()
-    facing = (normals * to_camera).sum(1) / np.linalg.norm(to_camera, axis=1).clip(1e-9)
     h, w = view.depth.shape
     px = np.clip(uvz[:, 0].astype(int), 0, w - 1)
     py = np.clip(uvz[:, 1].astype(int), 0, h - 1)
@@ -388,7 +386,7 @@ def depth_pinned(visibilities: list[PhotoVisibility]) -> np.ndarray:
     it lies: a back photo sees the back of a jacket squarely and says nothing of how far it hangs."""
     pinned = np.zeros(len(visibilities[0].facing), bool)
     for v in visibilities:
-        pinned |= (np.abs(v.facing) < 0.1) & (v.edge_px > 0)
+        pinned |= (np.abs(v.facing) < GRAZING_COS) & (v.edge_px > 0)
     return pinned
 
 
